@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Start the coderstack testbed: a real Kubernetes control plane on loopback (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler), nodes simulated by kwok, a dynamic hostPath provisioner
+# behind the default StorageClass, then the extra services (testbed/svc_*.sh: registry, PostgreSQL,
+# Coder). Idempotent: what already runs is left alone. Writes $state/kubeconfig.
+set -euo pipefail
+# shellcheck source=testbed/lib.sh
+. "$(dirname "$0")/lib.sh"
+t0=$SECONDS
+bin=$state/bin
+for b in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm; do
+  [ -x "$bin/$b" ] || die "$bin/$b is missing: run scripts/setup.sh (or testbed/build.sh) first"
+done
+pki=$state/pki
+mkdir -p "$pki" "$state/logs" "$state/pids" "$state/volumes"
+export PATH="$bin:$PATH"
+
+# --- certificates (made once) ---------------------------------------------------------------
+cert() { # cert NAME SUBJECT [SAN]: a client or serving certificate signed by the testbed CA
+  local name=$1 subj=$2 san=${3:-}
+  [ -f "$pki/$name.crt" ] && return 0
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subj" -out "$pki/$name.csr" 2>/dev/null
+  local ext="$pki/$name.ext"
+  { echo "basicConstraints=CA:FALSE"; echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [ -n "$san" ]; then echo "extendedKeyUsage=serverAuth,clientAuth"; echo "subjectAltName=$san"
+    else echo "extendedKeyUsage=clientAuth"; fi; } >"$ext"
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 3650 -sha256 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
+  rm -f "$pki/$name.csr" "$ext"
+}
+if [ ! -f "$pki/ca.crt" ]; then
+  log "creating the testbed CA, serving and client certificates, service account key"
+  openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -days 3650 -sha256 \
+    -subj "/CN=coderstack-testbed-ca" -out "$pki/ca.crt" 2>/dev/null
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+fi
+cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+cert admin "/O=system:masters/CN=coderstack-admin"
+cert controller-manager "/CN=system:kube-controller-manager"
+cert scheduler "/CN=system:kube-scheduler"
+cert kwok "/O=system:masters/CN=kwok"
+chmod 600 "$pki"/*.key
+
+server="https://127.0.0.1:$TESTBED_APISERVER_PORT"
+kubeconfig() { # kubeconfig FILE USER: a kubeconfig with embedded certificates
+  local file=$1 user=$2
+  [ -f "$file" ] && return 0
+  KUBECONFIG=$file kubectl config set-cluster coderstack-testbed --server="$server" \
+    --certificate-authority="$pki/ca.crt" --embed-certs=true >/dev/null
+  KUBECONFIG=$file kubectl config set-credentials "$user" --client-certificate="$pki/$user.crt" \
+    --client-key="$pki/$user.key" --embed-certs=true >/dev/null
+  KUBECONFIG=$file kubectl config set-context coderstack-testbed --cluster=coderstack-testbed --user="$user" >/dev/null
+  KUBECONFIG=$file kubectl config use-context coderstack-testbed >/dev/null
+  chmod 600 "$file"
+}
+kubeconfig "$state/kubeconfig" admin
+kubeconfig "$pki/controller-manager.kubeconfig" controller-manager
+kubeconfig "$pki/scheduler.kubeconfig" scheduler
+kubeconfig "$pki/kwok.kubeconfig" kwok
+export KUBECONFIG=$state/kubeconfig
+
+# --- control plane --------------------------------------------------------------------------
+start_daemon etcd etcd --name testbed --data-dir "$state/etcd" \
+  --listen-client-urls "http://127.0.0.1:$TESTBED_ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$TESTBED_ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$TESTBED_ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$TESTBED_ETCD_PEER_PORT" \
+  --initial-cluster "testbed=http://127.0.0.1:$TESTBED_ETCD_PEER_PORT" --listen-metrics-urls "" \
+  --unsafe-no-fsync --quota-backend-bytes 2147483648 --log-level warn
+wait_for "etcd on 127.0.0.1:$TESTBED_ETCD_PORT" 30 curl -fsS "http://127.0.0.1:$TESTBED_ETCD_PORT/health" \
+  || { tail -n 30 "$state/logs/etcd.log" >&2; die "etcd did not become healthy"; }
+
+start_daemon kube-apiserver kube-apiserver --etcd-servers "http://127.0.0.1:$TESTBED_ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$TESTBED_APISERVER_PORT" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
+  --service-account-issuer https://kubernetes.default.svc.cluster.local \
+  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+  --service-cluster-ip-range 10.96.0.0/16 --authorization-mode Node,RBAC --allow-privileged=true \
+  --endpoint-reconciler-type none --profiling=false --v=1
+wait_for "kube-apiserver on $server (/readyz)" 90 curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz" \
+  || { tail -n 40 "$state/logs/kube-apiserver.log" >&2; die "kube-apiserver did not become ready"; }
+
+start_daemon kube-controller-manager kube-controller-manager --kubeconfig "$pki/controller-manager.kubeconfig" \
+  --authentication-kubeconfig "$pki/controller-manager.kubeconfig" --authorization-kubeconfig "$pki/controller-manager.kubeconfig" \
+  --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+  --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
+  --use-service-account-credentials=true --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
+  --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route' --v=1
+start_daemon kube-scheduler kube-scheduler --kubeconfig "$pki/scheduler.kubeconfig" \
+  --authentication-kubeconfig "$pki/scheduler.kubeconfig" --authorization-kubeconfig "$pki/scheduler.kubeconfig" \
+  --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 --v=1
+start_daemon kwok kwok --kubeconfig "$pki/kwok.kubeconfig" --manage-all-nodes=false \
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+  --server-address ""
+
+# --- cluster content: simulated nodes, storage, testbed marker ------------------------------
+nodes=${TESTBED_NODES:-3}
+{
+  for i in $(seq 1 "$nodes"); do cat <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: testbed-node-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels: {kubernetes.io/os: linux, kubernetes.io/arch: amd64, kubernetes.io/hostname: testbed-node-$i, type: kwok}
+status:
+  capacity: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 200Gi}
+  allocatable: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 200Gi}
+  nodeInfo: {architecture: amd64, operatingSystem: linux, kubeletVersion: fake, kubeProxyVersion: fake}
+---
+YAML
+  done
+  cat <<YAML
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: coderstack.io/testbed-hostpath
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+allowVolumeExpansion: true
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coderstack-testbed, namespace: kube-system}
+data: {description: "coderstack testbed: kube-apiserver on loopback, nodes simulated by kwok"}
+YAML
+} >"$state/cluster.yaml"
+kubectl apply --server-side --field-manager coderstack-testbed -f "$state/cluster.yaml" >/dev/null
+start_daemon provisioner "$repo/.venv/bin/python" "$testbed_here/provisioner.py" --kubeconfig "$state/kubeconfig" \
+  --root "$state/volumes" --provisioner coderstack.io/testbed-hostpath
+wait_for "$nodes simulated nodes to be Ready" 60 bash -c \
+  "[ \$(kubectl get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}' | grep -c True) -ge $nodes ]" \
+  || { kubectl get nodes -o wide >&2 || true; tail -n 30 "$state/logs/kwok.log" >&2; die "simulated nodes did not become Ready"; }
+wait_for "the default service account in namespace default" 60 kubectl get serviceaccount default \
+  || { tail -n 30 "$state/logs/kube-controller-manager.log" >&2; die "kube-controller-manager is not creating service accounts"; }
+log "control plane ready at $server in $((SECONDS - t0))s (kubeconfig $state/kubeconfig)"
+
+# --- extra services (registry, PostgreSQL, Coder) --------------------------------------------
+for svc in "$testbed_here"/svc_*.sh; do
+  [ -e "$svc" ] || continue
+  [ -n "${TESTBED_SKIP_SERVICES:-}" ] && break
+  bash "$svc" start
+done
+log "testbed up in $((SECONDS - t0))s"

@@ -29,7 +29,10 @@ class Provisioner:
 
     def ours(self, pvc) -> bool:
         ann = pvc.metadata.annotations or {}
-        if ann.get(ANNOTATION_PROVISIONER) == self.name or ann.get("volume.beta.kubernetes.io/storage-provisioner") == self.name:
+        if (
+            ann.get(ANNOTATION_PROVISIONER) == self.name
+            or ann.get("volume.beta.kubernetes.io/storage-provisioner") == self.name
+        ):
             return True
         sc_name = pvc.spec.storage_class_name
         if not sc_name:
@@ -88,7 +91,9 @@ class Provisioner:
                 items = lister()
                 for obj in items.items:
                     handler(obj)
-                for event in watch.Watch().stream(lister, resource_version=items.metadata.resource_version, timeout_seconds=60):
+                for event in watch.Watch().stream(
+                    lister, resource_version=items.metadata.resource_version, timeout_seconds=60
+                ):
                     if event["type"] in ("ADDED", "MODIFIED"):
                         handler(event["object"])
             except Exception as exc:  # noqa: BLE001 - keep serving; the API server may be restarting

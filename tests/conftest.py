@@ -16,8 +16,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from helpers.ansible_run import run_playbook  # noqa: E402
-from helpers.testbed import Testbed  # noqa: E402
+from helpers.ansible_run import run_playbook
+from helpers.testbed import Testbed
 
 
 def need(condition: bool, reason: str) -> None:
@@ -37,7 +37,9 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def testbed() -> Testbed:
     tb = Testbed(REPO)
-    need(tb.api_ready(), f"testbed API server is not running (start it: bash testbed/up.sh); kubeconfig {tb.kubeconfig}")
+    need(
+        tb.api_ready(), f"testbed API server is not running (start it: bash testbed/up.sh); kubeconfig {tb.kubeconfig}"
+    )
     return tb
 
 

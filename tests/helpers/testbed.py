@@ -14,7 +14,7 @@ class Testbed:
         self.bin = self.state / "bin"
 
     def api_client(self):
-        from kubernetes import client, config
+        from kubernetes import config
 
         return config.new_client_from_config(config_file=str(self.kubeconfig))
 

@@ -1,0 +1,146 @@
+"""The testbed is a real Kubernetes control plane: these tests prove it with what a user would check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+
+def wait_until(what: str, predicate, timeout: float = 60.0, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+@pytest.fixture()
+def namespace(kube):
+    core = client.CoreV1Api(kube)
+    name = f"tb-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+def test_server_reports_its_real_version(kube):
+    info = client.VersionApi(kube).get_code()
+    assert info.major == "1"
+    assert info.git_version.startswith("v1.34."), info.git_version
+
+
+def test_simulated_nodes_are_ready_and_schedulable(kube):
+    nodes = client.CoreV1Api(kube).list_node().items
+    assert len(nodes) >= 1
+    for node in nodes:
+        ready = {c.type: c.status for c in node.status.conditions}["Ready"]
+        assert ready == "True", node.metadata.name
+        assert not [t for t in (node.spec.taints or []) if t.effect == "NoSchedule"], node.spec.taints
+
+
+def test_deployment_through_kubernetes_core_becomes_available(testbed, kube, playbook):
+    ns = f"tb-dep-{uuid.uuid4().hex[:6]}"
+    result = playbook("tests/fixtures/playbooks/testbed_deployment.yml", extra_vars={"test_namespace": ns})
+    assert result.rc == 0, result.output[-3000:]
+    apps = client.AppsV1Api(kube)
+    try:
+        dep = apps.read_namespaced_deployment("web", ns)
+        assert dep.status.available_replicas == 2
+        pods = client.CoreV1Api(kube).list_namespaced_pod(ns, label_selector="app=web").items
+        assert {p.spec.node_name.startswith("testbed-node-") for p in pods} == {True}
+        assert all(p.status.phase == "Running" for p in pods)
+        pvc = wait_until(
+            f"PVC {ns}/data to be Bound",
+            lambda: (
+                (c := client.CoreV1Api(kube).read_namespaced_persistent_volume_claim("data", ns))
+                and c.status.phase == "Bound"
+                and c
+            ),
+        )
+        pv = client.CoreV1Api(kube).read_persistent_volume(pvc.spec.volume_name)
+        assert pv.spec.capacity["storage"] == "2Gi"
+        assert pv.spec.storage_class_name == "standard"
+        # A second run changes nothing.
+        again = playbook("tests/fixtures/playbooks/testbed_deployment.yml", extra_vars={"test_namespace": ns})
+        assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+    finally:
+        client.CoreV1Api(kube).delete_namespace(ns)
+
+
+def test_released_volume_is_reclaimed(kube, namespace):
+    core = client.CoreV1Api(kube)
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        client.V1PersistentVolumeClaim(
+            metadata=client.V1ObjectMeta(name="scratch"),
+            spec=client.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}),
+            ),
+        ),
+    )
+    pvc = wait_until(
+        "PVC scratch to be Bound",
+        lambda: (c := core.read_namespaced_persistent_volume_claim("scratch", namespace)).status.phase == "Bound" and c,
+    )
+    core.delete_namespaced_persistent_volume_claim("scratch", namespace)
+
+    def gone():
+        try:
+            core.read_persistent_volume(pvc.spec.volume_name)
+            return False
+        except ApiException as exc:
+            return exc.status == 404
+
+    wait_until(f"PV {pvc.spec.volume_name} to be deleted after its claim", gone)
+
+
+def test_helm_install_upgrade_uninstall_round_trip(testbed, kube, namespace, repo):
+    helm = [str(testbed.bin / "helm"), "--kubeconfig", str(testbed.kubeconfig), "-n", namespace]
+    chart = str(repo / "tests/fixtures/charts/hello")
+
+    def run(*args):
+        proc = subprocess.run(helm + list(args), capture_output=True, text=True, check=False, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    core = client.CoreV1Api(kube)
+    run("install", "hello", chart, "--wait", "--timeout", "60s")
+    assert core.read_namespaced_config_map("hello-message", namespace).data == {"message": "hello"}
+    run("upgrade", "hello", chart, "--set", "message=upgraded", "--wait", "--timeout", "60s")
+    assert core.read_namespaced_config_map("hello-message", namespace).data == {"message": "upgraded"}
+    assert json.loads(run("status", "hello", "-o", "json"))["version"] == 2
+    run("uninstall", "hello", "--wait")
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_config_map("hello-message", namespace)
+    assert err.value.status == 404
+
+
+def test_rbac_denies_a_restricted_service_account(testbed, kube, namespace):
+    core = client.CoreV1Api(kube)
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="limited"))
+    )
+    token = core.create_namespaced_service_account_token(
+        "limited", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+    ).status.token
+    cfg = client.Configuration()
+    cfg.host = kube.configuration.host
+    cfg.ssl_ca_cert = kube.configuration.ssl_ca_cert
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    limited = client.CoreV1Api(client.ApiClient(cfg))
+    with pytest.raises(ApiException) as err:
+        limited.list_namespaced_secret(namespace)
+    assert err.value.status == 403
+    assert 'cannot list resource \\"secrets\\"' in err.value.body or "forbidden" in err.value.body.lower()
+    # The same account may read what the default discovery role grants.
+    assert client.VersionApi(client.ApiClient(cfg)).get_code().major == "1"

@@ -75,7 +75,8 @@ start_daemon kube-apiserver kube-apiserver --etcd-servers "http://127.0.0.1:$TES
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 --authorization-mode Node,RBAC --allow-privileged=true \
-  --endpoint-reconciler-type none --profiling=false --v=1
+  --endpoint-reconciler-type none --profiling=false --v=1 \
+  --disable-admission-plugins TaintNodesByCondition
 wait_for "kube-apiserver on $server (/readyz)" 90 curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz" \
   || { tail -n 40 "$state/logs/kube-apiserver.log" >&2; die "kube-apiserver did not become ready"; }
 
@@ -84,13 +85,13 @@ start_daemon kube-controller-manager kube-controller-manager --kubeconfig "$pki/
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --use-service-account-credentials=true --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
-  --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route' --v=1
+  --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route' --v=1
 start_daemon kube-scheduler kube-scheduler --kubeconfig "$pki/scheduler.kubeconfig" \
   --authentication-kubeconfig "$pki/scheduler.kubeconfig" --authorization-kubeconfig "$pki/scheduler.kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 --v=1
 start_daemon kwok kwok --kubeconfig "$pki/kwok.kubeconfig" --manage-all-nodes=false \
   --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
-  --server-address ""
+  --node-lease-duration-seconds 40 --server-address ""
 
 # --- cluster content: simulated nodes, storage, testbed marker ------------------------------
 nodes=${TESTBED_NODES:-3}

@@ -1,0 +1,391 @@
+# -*- coding: utf-8 -*-
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A small client for Coder's REST API (``/api/v2``), Python standard library only.
+
+* ``Coder-Session-Token`` header when a token is set.
+* Errors: Coder answers ``{"message", "detail", "validations": [{"field", "detail"}]}``; :class:`CoderError`
+  turns that into one readable sentence naming the method, path and HTTP status.
+* Retries (bounded, exponential backoff, ``Retry-After`` honoured up to ``backoff_max``): on 429, 502, 503, 504
+  and connection errors for every method, on 500 only for idempotent methods (GET/HEAD/PUT/DELETE), so a POST
+  that may have reached the database is never sent twice.
+* TLS verification on by default; ``ca_path`` adds a CA bundle, ``validate_certs=False`` turns it off.
+* ``client.calls`` counts API calls per HTTP method (a ``collections.Counter``; retries count too),
+  ``client.call_log`` lists ``(method, path, status)``: tests and benchmarks use them to count calls.
+
+The API is kept stable for other module_utils (``coder_templates.py`` takes a client instance):
+``CoderClient(url, token=None, ca_path=None, validate_certs=True, timeout=30, retries=4)`` and
+``client.request(method, path, json=None, data=None, headers=None, expected=(200,), params=None)``.
+"""
+
+import json as _json
+import ssl
+import time
+from collections import Counter
+
+try:  # Python 3
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import quote, urlencode
+    from urllib.request import HTTPSHandler, Request, build_opener
+except ImportError:  # pragma: no cover - Python 2 is not supported by the modules that use this
+    raise
+
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+SITE_ROLES = ("owner", "template-admin", "user-admin", "auditor")
+LOGIN_TYPES = ("password", "none", "github", "oidc")
+RETRY_STATUSES = (429, 502, 503, 504)
+IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+_UNSET = object()
+
+
+class CoderError(Exception):
+    """An API call failed; ``str()`` is a readable sentence."""
+
+    def __init__(self, method, path, status=None, message=None, detail=None, validations=None, body=None):
+        self.method = method
+        self.path = path
+        self.status = status
+        self.message = message or ""
+        self.detail = detail or ""
+        self.validations = validations or []
+        self.body = body
+        super().__init__(self.__str__())
+
+    def __str__(self):
+        where = f"{self.method} {self.path}"
+        if self.status is None:
+            text = "{} failed: {}".format(where, self.message or "no answer")
+        else:
+            text = f"{where} returned HTTP {self.status}"
+            if self.message:
+                text += ": {}".format(self.message.rstrip("."))
+        if self.detail:
+            text += f" ({self.detail})"
+        if self.validations:
+            parts = []
+            for v in self.validations:
+                if isinstance(v, dict):
+                    parts.append("{}: {}".format(v.get("field", "?"), v.get("detail", "")))
+                else:
+                    parts.append(str(v))
+            text += "; invalid fields: " + "; ".join(parts)
+        return text
+
+    @property
+    def not_found(self):
+        """True for 404 and for Coder's 400 "user must be an existing uuid or username"."""
+        if self.status == 404:
+            return True
+        return self.status == 400 and "must be an existing" in self.message
+
+
+class CoderClient:
+    """Client for one Coder deployment."""
+
+    def __init__(
+        self,
+        url,
+        token=None,
+        ca_path=None,
+        validate_certs=True,
+        timeout=30,
+        retries=4,
+        backoff=0.5,
+        backoff_max=8.0,
+        user_agent="coderstack",
+        sleep=time.sleep,
+    ):
+        if not url or not url.startswith(("http://", "https://")):
+            raise ValueError(f"coder_url must be an http:// or https:// URL, got {url!r}")
+        self.url = url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self.retries = max(0, int(retries))
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.user_agent = user_agent
+        self._sleep = sleep
+        self.calls = Counter()
+        self.call_log = []
+        self.last_status = None
+        if self.url.startswith("https://"):
+            if validate_certs:
+                ctx = ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
+            else:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._opener = build_opener(HTTPSHandler(context=ctx))
+        else:
+            self._opener = build_opener()
+
+    # ------------------------------------------------------------------ generic
+    @property
+    def calls_total(self):
+        return sum(self.calls.values())
+
+    def reset_calls(self):
+        self.calls.clear()
+        del self.call_log[:]
+
+    def request(self, method, path, json=None, data=None, headers=None, expected=(200,), params=None, token=_UNSET):
+        """One API call. Returns the decoded JSON body (``None`` when empty, ``bytes`` when not JSON).
+
+        ``path`` is relative to the deployment URL (``/api/v2/...``). ``json`` sends a JSON body, ``data`` raw
+        bytes (set ``Content-Type`` in ``headers``). ``token`` overrides the client's token for this call
+        (``None`` sends none). Raises :class:`CoderError` when the status is not in ``expected``.
+        """
+        method = method.upper()
+        if isinstance(expected, int):
+            expected = (expected,)
+        full = self.url + path
+        if params:
+            full += ("&" if "?" in full else "?") + urlencode(params)
+        hdrs = {"Accept": "application/json", "User-Agent": self.user_agent}
+        body = None
+        if json is not None:
+            body = _json.dumps(json).encode("utf-8")
+            hdrs["Content-Type"] = "application/json"
+        elif data is not None:
+            body = data
+        tok = self.token if token is _UNSET else token
+        if tok:
+            hdrs["Coder-Session-Token"] = tok
+        hdrs.update(headers or {})
+
+        attempt = 0
+        while True:
+            attempt += 1
+            self.calls[method] += 1
+            status, resp_headers, raw, neterr = self._send(method, full, body, hdrs)
+            self.last_status = status
+            self.call_log.append((method, path, status))
+            retry_after = None
+            if neterr is not None:
+                retryable = True
+            elif status in RETRY_STATUSES:
+                retryable = True
+                retry_after = resp_headers.get("Retry-After") if resp_headers else None
+            elif status >= 500:
+                retryable = method in IDEMPOTENT
+            else:
+                retryable = False
+            if retryable and status not in expected and attempt <= self.retries:
+                self._sleep(self._delay(attempt, retry_after))
+                continue
+            break
+
+        if neterr is not None:
+            raise CoderError(method, path, None, f"cannot reach {self.url}: {neterr}")
+        parsed = self._decode(resp_headers, raw)
+        if status not in expected:
+            if isinstance(parsed, dict):
+                raise CoderError(
+                    method,
+                    path,
+                    status,
+                    parsed.get("message"),
+                    parsed.get("detail"),
+                    parsed.get("validations"),
+                    parsed,
+                )
+            text = raw.decode("utf-8", "replace").strip()[:300] if raw else ""
+            raise CoderError(method, path, status, text or None, body=text)
+        return parsed
+
+    def _delay(self, attempt, retry_after):
+        if retry_after:
+            try:
+                return min(float(retry_after), self.backoff_max)
+            except ValueError:
+                pass
+        return min(self.backoff * (2 ** (attempt - 1)), self.backoff_max)
+
+    def _send(self, method, url, body, headers):
+        req = Request(url, data=body, headers=headers, method=method)  # noqa: S310 - scheme checked in __init__
+        try:
+            resp = self._opener.open(req, timeout=self.timeout)
+            try:
+                return resp.getcode(), resp.headers, resp.read(), None
+            finally:
+                resp.close()
+        except HTTPError as e:
+            try:
+                raw = e.read()
+            except Exception:  # noqa: BLE001 - a broken error body still is an HTTP error
+                raw = b""
+            return e.code, e.headers, raw, None
+        except (TimeoutError, URLError, ConnectionError, ssl.SSLError) as e:
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, ssl.SSLCertVerificationError) or isinstance(e, ssl.SSLCertVerificationError):
+                msg = (
+                    f"TLS verification of {self.url} failed: {reason}; set ca_path to the CA that signed "
+                    "Coder's certificate (or validate_certs: false for a throwaway setup)"
+                )
+                raise CoderError(method, url[len(self.url) :], None, msg) from e
+            return None, None, b"", str(reason)
+
+    @staticmethod
+    def _decode(headers, raw):
+        if not raw:
+            return None
+        ctype = (headers.get("Content-Type") if headers else "") or ""
+        if "json" in ctype or raw[:1] in (b"{", b"["):
+            try:
+                return _json.loads(raw.decode("utf-8"))
+            except ValueError:
+                return raw
+        return raw
+
+    # ------------------------------------------------------------- deployment
+    def buildinfo(self):
+        return self.request("GET", "/api/v2/buildinfo", token=None)
+
+    def healthz(self):
+        return self.request("GET", "/healthz", token=None)
+
+    # ------------------------------------------------------------ first user
+    def has_first_user(self):
+        """True once the deployment has its first (owner) user."""
+        self.request("GET", "/api/v2/users/first", expected=(200, 404), token=None)
+        return self.last_status == 200
+
+    def create_first_user(self, username, email, password, name=""):
+        body = {"username": username, "email": email, "password": password, "name": name or "", "trial": False}
+        return self.request("POST", "/api/v2/users/first", json=body, expected=(201, 200), token=None)
+
+    # ----------------------------------------------------------------- login
+    def login(self, email, password):
+        """Password login; returns a session token (raises CoderError 401 on a wrong password)."""
+        res = self.request(
+            "POST", "/api/v2/users/login", json={"email": email, "password": password}, expected=(201, 200), token=None
+        )
+        return res["session_token"]
+
+    def me(self, token=_UNSET):
+        return self.request("GET", "/api/v2/users/me", token=token)
+
+    def check_token(self, token):
+        """The user a token belongs to, or None when the token is invalid, expired or revoked."""
+        try:
+            return self.me(token=token)
+        except CoderError as e:
+            if e.status == 401:
+                return None
+            raise
+
+    # ------------------------------------------------------------------ users
+    def list_users(self, q=None, page_size=100):
+        """All users (paginated with limit/offset). ``q`` is Coder's search query, e.g. ``status:active``."""
+        users = []
+        offset = 0
+        while True:
+            params = {"limit": page_size, "offset": offset}
+            if q:
+                params["q"] = q
+            res = self.request("GET", "/api/v2/users", params=params) or {}
+            page = res.get("users") or []
+            users.extend(page)
+            offset += len(page)
+            count = res.get("count")
+            if not page or len(page) < page_size or (count is not None and offset >= count):
+                return users
+
+    def get_user(self, user):
+        """A user by username or id, or None when it does not exist."""
+        try:
+            return self.request("GET", f"/api/v2/users/{_q(user)}")
+        except CoderError as e:
+            if e.not_found:
+                return None
+            raise
+
+    def create_user(self, username, email, name="", password=None, login_type="password", status="active", orgs=None):
+        body = {
+            "username": username,
+            "email": email,
+            "name": name or "",
+            "login_type": login_type,
+            "organization_ids": list(orgs or [NIL_UUID]),  # nil UUID = the default organization
+        }
+        if password:
+            body["password"] = password
+        if status:
+            body["user_status"] = status
+        return self.request("POST", "/api/v2/users", json=body, expected=(201, 200))
+
+    def update_profile(self, user, username, name):
+        return self.request("PUT", f"/api/v2/users/{_q(user)}/profile", json={"username": username, "name": name or ""})
+
+    def update_roles(self, user, roles):
+        """Set the site-wide roles (``member`` is implicit and never listed)."""
+        return self.request("PUT", f"/api/v2/users/{_q(user)}/roles", json={"roles": sorted(roles)})
+
+    def suspend_user(self, user):
+        return self.request("PUT", f"/api/v2/users/{_q(user)}/status/suspend")
+
+    def activate_user(self, user):
+        return self.request("PUT", f"/api/v2/users/{_q(user)}/status/activate")
+
+    def delete_user(self, user):
+        return self.request("DELETE", f"/api/v2/users/{_q(user)}", expected=(200, 204))
+
+    def update_login_type(self, user, login_type):
+        """Change a user's login type (newer Coder versions; older ones answer 405 and CoderError says so)."""
+        try:
+            return self.request("PUT", f"/api/v2/users/{_q(user)}/login-type", json={"login_type": login_type})
+        except CoderError as e:
+            if e.status in (404, 405):
+                e.message = (
+                    "this Coder version has no API to change a user's login type (%s); "
+                    "delete and recreate the user instead" % (e.message or "method not allowed")
+                )
+            raise
+
+    # ----------------------------------------------------------------- tokens
+    def create_token(self, user, token_name, lifetime_seconds=0, scope="all"):
+        """A new API token; returns the secret key. lifetime 0 = the server's default token lifetime."""
+        body = {"token_name": token_name, "scope": scope, "lifetime": int(lifetime_seconds or 0) * 10**9}
+        res = self.request("POST", f"/api/v2/users/{_q(user)}/keys/tokens", json=body, expected=(201, 200))
+        return res["key"]
+
+    def max_token_lifetime_seconds(self, user="me"):
+        """The server's maximum token lifetime for this user (``GET .../keys/tokens/tokenconfig``)."""
+        res = self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens/tokenconfig") or {}
+        return int(res.get("max_token_lifetime") or 0) // 10**9
+
+    def list_tokens(self, user="me"):
+        return self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens") or []
+
+    def get_token(self, user, token_name):
+        """Token metadata (no secret) by name, or None."""
+        try:
+            return self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens/{_q(token_name)}")
+        except CoderError as e:
+            if e.status in (404, 400):
+                return None
+            raise
+
+    def delete_token(self, user, key_id):
+        return self.request("DELETE", f"/api/v2/users/{_q(user)}/keys/{_q(key_id)}", expected=(200, 204))
+
+    # -------------------------------------------------------------- templates
+    def list_templates(self):
+        return self.request("GET", "/api/v2/templates") or []
+
+
+def _q(part):
+    return quote(str(part), safe="")
+
+
+def site_roles(user):
+    """Sorted site-wide role names of a user object (organization roles and the implicit member excluded)."""
+    out = []
+    for r in user.get("roles") or []:
+        if isinstance(r, dict):
+            if r.get("organization_id"):
+                continue
+            out.append(r.get("name"))
+        else:
+            out.append(r)
+    return sorted(n for n in out if n and n != "member")

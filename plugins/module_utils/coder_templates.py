@@ -1,0 +1,550 @@
+# -*- coding: utf-8 -*-
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Coder templates from a directory: deterministic tar, content hash, import, promotion (used by coder_template).
+
+* :func:`build_tar` packs a template directory the same way every time (sorted paths, fixed mtime, uid/gid 0,
+  no user/group names, modes 0644/0755), so equal content gives equal bytes and an equal sha256.
+* :func:`content_hash` = sha256 over the tar's sha256 and the canonical JSON of the template variables: what
+  decides "unchanged". It is written into the message of every version this module creates
+  (``coderstack-content: sha256:<hex>``); an unchanged template costs two read calls (the template by name and
+  its active version), no upload.
+* :class:`TemplateSync` does the API work on top of ``CoderClient.request()`` only (upload, version, import
+  wait with backoff, promotion, metadata, deletion).
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import stat
+import tarfile
+import time
+
+from ansible.module_utils.coder_client import CoderError
+
+# Fixed mtime of every tar member (2000-01-01T00:00:00Z): a tar of the same files is always the same bytes.
+TAR_MTIME = 946684800
+# Never uploaded: Terraform's working files and VCS metadata (they change without the template changing).
+EXCLUDE_DIRS = frozenset([".terraform", ".git", ".hg", ".svn", "__pycache__"])
+EXCLUDE_FILES = frozenset(["terraform.tfstate", "terraform.tfstate.backup", ".DS_Store"])
+EXCLUDE_SUFFIXES = (".tfstate", ".tfplan", ".swp", "~")
+MESSAGE_MARK = "coderstack-content: sha256:"
+_MARK_RE = re.compile(re.escape(MESSAGE_MARK) + r"([0-9a-f]{64})")
+TERMINAL = ("succeeded", "failed", "canceled")
+# Template settings this module manages: option name -> (API field, converter from option to API value)
+SETTINGS = {
+    "display_name": ("display_name", str),
+    "description": ("description", str),
+    "icon": ("icon", str),
+    "default_ttl": ("default_ttl_ms", lambda s: int(s) * 1000),
+    "activity_bump": ("activity_bump_ms", lambda s: int(s) * 1000),
+    "allow_user_cancel_workspace_jobs": ("allow_user_cancel_workspace_jobs", bool),
+    "require_active_version": ("require_active_version", bool),
+    "deprecation_message": ("deprecation_message", str),
+}
+# Fields of the full PATCH /api/v2/templates/{id} body (Coder replaces every field it is sent).
+PATCH_FIELDS = (
+    "name",
+    "display_name",
+    "description",
+    "icon",
+    "default_ttl_ms",
+    "activity_bump_ms",
+    "autostop_requirement",
+    "autostart_requirement",
+    "allow_user_autostart",
+    "allow_user_autostop",
+    "allow_user_cancel_workspace_jobs",
+    "failure_ttl_ms",
+    "time_til_dormant_ms",
+    "time_til_dormant_autodelete_ms",
+    "require_active_version",
+    "deprecation_message",
+    "max_port_share_level",
+)
+
+
+class TemplateError(Exception):
+    """A template cannot be synced; the message says what failed and what to do."""
+
+    def __init__(self, msg, **result):
+        super().__init__(msg)
+        self.result = result
+
+
+# ------------------------------------------------------------------------------------------------ packing
+def _excluded(name, is_dir):
+    if is_dir:
+        return name in EXCLUDE_DIRS
+    return name in EXCLUDE_FILES or name.endswith(EXCLUDE_SUFFIXES)
+
+
+def template_files(directory):
+    """Sorted relative POSIX paths of the files to upload (symlinks followed; exclusions applied)."""
+    directory = os.path.abspath(directory)
+    if not os.path.isdir(directory):
+        raise TemplateError(f"template directory {directory} does not exist or is not a directory")
+    out = []
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not _excluded(d, True))
+        for f in files:
+            if _excluded(f, False):
+                continue
+            full = os.path.join(root, f)
+            if not os.path.isfile(full):  # broken symlink, socket, ...
+                continue
+            out.append(os.path.relpath(full, directory).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def build_tar(directory):
+    """(tar bytes, {path: sha256 of the file}) of a template directory, byte-for-byte reproducible."""
+    directory = os.path.abspath(directory)
+    files = template_files(directory)
+    if not any(f.endswith(".tf") or f.endswith(".tf.json") for f in files):
+        raise TemplateError(f"template directory {directory} has no .tf file: is it the right directory?")
+    dirs = set()
+    for f in files:
+        parts = f.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            dirs.add("/".join(parts[:i]))
+    manifest = {}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name in sorted(dirs | set(files)):
+            if name in dirs:
+                info = _tarinfo(name, tarfile.DIRTYPE, 0o755)
+                tar.addfile(info)
+                continue
+            full = os.path.join(directory, *name.split("/"))
+            with open(full, "rb") as fh:
+                data = fh.read()
+            executable = os.stat(full).st_mode & stat.S_IXUSR
+            info = _tarinfo(name, tarfile.REGTYPE, 0o755 if executable else 0o644)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            manifest[name] = hashlib.sha256(data).hexdigest()
+    return buf.getvalue(), manifest
+
+
+def _tarinfo(name, kind, mode):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.mtime = TAR_MTIME
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def tar_manifest(data):
+    """{path: sha256} of the regular files in a tar (what a version on the server contains)."""
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+        for m in tar.getmembers():
+            if m.isfile():
+                fh = tar.extractfile(m)
+                out[m.name.lstrip("./")] = hashlib.sha256(fh.read() if fh else b"").hexdigest()
+    return out
+
+
+def variable_values(variables):
+    """Template variables as Coder wants them: sorted [{"name", "value"}] with string values
+    (bools as true/false, lists and maps as JSON: what Terraform parses for those types)."""
+    out = []
+    for name in sorted(variables or {}):
+        v = variables[name]
+        if isinstance(v, bool):
+            s = "true" if v else "false"
+        elif isinstance(v, (int, float)):
+            s = str(v)
+        elif isinstance(v, (list, dict)):
+            s = json.dumps(v, sort_keys=True, separators=(",", ":"))
+        elif v is None:
+            s = ""
+        else:
+            s = str(v)
+        out.append({"name": str(name), "value": s})
+    return out
+
+
+def content_hash(tar_bytes, variables):
+    """sha256 (hex) of the tar's sha256 plus the canonical variable values: equal hash = nothing to upload."""
+    h = hashlib.sha256()
+    h.update(b"coderstack-template-v1\n")
+    h.update(hashlib.sha256(tar_bytes).hexdigest().encode())
+    h.update(b"\n")
+    h.update(json.dumps(variable_values(variables), sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
+def hash_from_message(message):
+    m = _MARK_RE.search(message or "")
+    return m.group(1) if m else None
+
+
+def version_name(chash, now=None):
+    """A unique, valid version name that still shows the content: <hash12>-<UTC timestamp>."""
+    return "{}-{}".format(chash[:12], time.strftime("%Y%m%d%H%M%S", time.gmtime(now)))
+
+
+def files_diff(before, after):
+    """{"added": [...], "removed": [...], "modified": [...]} between two manifests."""
+    return {
+        "added": sorted(set(after) - set(before)),
+        "removed": sorted(set(before) - set(after)),
+        "modified": sorted(p for p in set(before) & set(after) if before[p] != after[p]),
+    }
+
+
+def wanted_settings(params):
+    """{API field: value} of the settings the caller manages (options left unset are not managed)."""
+    out = {}
+    for opt, (field, conv) in SETTINGS.items():
+        if params.get(opt) is not None:
+            out[field] = conv(params[opt])
+    return out
+
+
+def settings_changes(template, wanted):
+    """{API field: (current, wanted)} for the managed settings that differ on the template."""
+    changes = {}
+    for field, value in wanted.items():
+        cur = template.get(field)
+        if field == "deprecation_message":
+            cur = template.get("deprecation_message") or ""
+        if cur != value:
+            changes[field] = (cur, value)
+    return changes
+
+
+def log_tail(logs, lines=40):
+    """The provisioner's output worth reading: error-level lines plus the last ``lines`` lines."""
+    logs = logs or []
+    out = [entry.get("output", "") for entry in logs]
+    errs = [entry.get("output", "") for entry in logs if entry.get("log_level") == "error"]
+    tail = out[-lines:]
+    picked = [e for e in errs if e not in tail] + tail
+    return [s for s in picked if s and s.strip()]
+
+
+def terraform_errors(lines, limit=5):
+    """Terraform's own error summaries ("Error: ...", with the line after when it says where) from log lines."""
+    out = []
+    for i, line in enumerate(lines):
+        text = line.strip()
+        if text.startswith("Error:"):
+            nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
+            out.append(text + (" " + nxt if nxt.startswith("on ") else ""))
+    return list(dict.fromkeys(out))[:limit]
+
+
+# ------------------------------------------------------------------------------------------------ API work
+class TemplateSync:
+    """Create, update or delete one template through a CoderClient (``request()`` only)."""
+
+    def __init__(self, client, organization="default", log=None, sleep=time.sleep, clock=time.monotonic):
+        self.client = client
+        self.org = organization or "default"
+        self.progress = []
+        self._log = log
+        self._sleep = sleep
+        self._clock = clock
+
+    def note(self, text):
+        self.progress.append(text)
+        if self._log:
+            self._log(text)
+
+    def _req(self, method, path, **kw):
+        return self.client.request(method, path, **kw)
+
+    # --- reads
+    def get_template(self, name):
+        try:
+            return self._req("GET", f"/api/v2/organizations/{self.org}/templates/{name}")
+        except CoderError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def get_version(self, version_id):
+        return self._req("GET", f"/api/v2/templateversions/{version_id}")
+
+    def version_logs(self, version_id):
+        return self._req("GET", f"/api/v2/templateversions/{version_id}/logs") or []
+
+    def version_variables(self, version_id):
+        return self._req("GET", f"/api/v2/templateversions/{version_id}/variables") or []
+
+    def rich_parameters(self, version_id):
+        return self._req("GET", f"/api/v2/templateversions/{version_id}/rich-parameters") or []
+
+    def download(self, file_id):
+        data = self._req("GET", f"/api/v2/files/{file_id}", headers={"Accept": "application/x-tar"})
+        return data if isinstance(data, (bytes, bytearray)) else b""
+
+    # --- writes
+    def upload(self, data):
+        res = self._req(
+            "POST", "/api/v2/files", data=data, headers={"Content-Type": "application/x-tar"}, expected=(200, 201)
+        )
+        # codersdk.UploadResponse: the file's id is in the JSON field "hash"
+        return res.get("hash") or res.get("id")
+
+    def create_version(self, file_id, name, message, variables, template_id=None, tags=None):
+        body = {
+            "name": name,
+            "message": message,
+            "storage_method": "file",
+            "file_id": file_id,
+            "provisioner": "terraform",
+            "tags": dict(tags or {}),
+            "user_variable_values": variable_values(variables),
+        }
+        if template_id:
+            body["template_id"] = template_id
+        return self._req("POST", f"/api/v2/organizations/{self.org}/templateversions", json=body, expected=(200, 201))
+
+    def wait_import(self, version, timeout=900, first_delay=0.5, max_delay=5.0):
+        """Poll the version's import job until it ends; returns the final version object."""
+        vid = version["id"]
+        start = self._clock()
+        delay = first_delay
+        last = None
+        while True:
+            status = (version.get("job") or {}).get("status")
+            if status != last:
+                self.note(f"import job of version {version.get('name')}: {status} after {self._clock() - start:.1f}s")
+                last = status
+            if status in TERMINAL:
+                return version
+            if self._clock() - start > timeout:
+                raise TemplateError(
+                    f"the import job of template version {version.get('name')} ({vid}) is still {status} after "
+                    f"{timeout}s: is a provisioner daemon running (Coder's built-in provisioners, "
+                    "CODER_PROVISIONER_DAEMONS > 0)? Raise import_timeout for slow imports",
+                    version_id=vid,
+                )
+            self._sleep(delay)
+            delay = min(delay * 1.5, max_delay)
+            version = self.get_version(vid)
+
+    def create_template(self, name, version_id, settings):
+        body = {"name": name, "template_version_id": version_id}
+        body.update(settings)
+        return self._req("POST", f"/api/v2/organizations/{self.org}/templates", json=body, expected=(200, 201))
+
+    def promote(self, template_id, version_id):
+        self._req("PATCH", f"/api/v2/templates/{template_id}/versions", json={"id": version_id}, expected=(200,))
+
+    def update_settings(self, template, changes):
+        body = {}
+        for f in PATCH_FIELDS:
+            if f in template:
+                body[f] = template[f]
+        if "deprecation_message" in body and body["deprecation_message"] is None:
+            body["deprecation_message"] = ""
+        for field, (_, value) in changes.items():
+            body[field] = value
+        res = self._req("PATCH", f"/api/v2/templates/{template['id']}", json=body, expected=(200, 304))
+        return res if isinstance(res, dict) else dict(template, **{f: v for f, (_, v) in changes.items()})
+
+    def delete_template(self, template_id):
+        self._req("DELETE", f"/api/v2/templates/{template_id}", expected=(200, 204))
+
+    # --- the whole job
+    def sync(
+        self,
+        name,
+        directory,
+        variables=None,
+        settings=None,
+        activate=True,
+        message="",
+        check_mode=False,
+        want_diff=False,
+        import_timeout=900,
+        tags=None,
+    ):
+        """Make template ``name`` carry the content of ``directory`` with ``variables`` and ``settings``.
+
+        Returns a result dict (``changed``, ``uploaded``, ``template``, ``version``, ``files_changed``,
+        ``variables_changed``, ``settings_changed``, ``diff`` when ``want_diff``, ``progress``).
+        """
+        settings = settings or {}
+        variables = variables or {}
+        tar_bytes, manifest = build_tar(directory)
+        chash = content_hash(tar_bytes, variables)
+        result = {
+            "changed": False,
+            "uploaded": False,
+            "content_hash": chash,
+            "files": sorted(manifest),
+            "files_changed": {},
+            "variables_changed": [],
+            "settings_changed": [],
+            "promoted": False,
+            "created": False,
+        }
+        template = self.get_template(name)
+        active = self.get_version(template["active_version_id"]) if template else None
+        active_hash = hash_from_message(active.get("message")) if active else None
+        content_changed = active_hash != chash
+        changes = settings_changes(template, settings) if template else {}
+        if template and content_changed and not activate and self._has_version(template["id"], chash):
+            content_changed = False  # imported before and deliberately not promoted (activate=false)
+        result["settings_changed"] = sorted(changes)
+        result["template"] = _template_view(template)
+        result["version"] = _version_view(active)
+
+        if template and not content_changed and not changes:
+            return result  # the unchanged path: two GETs, nothing else
+
+        before_vars = {}
+        before_files = {}
+        if template and content_changed:
+            # what the active version holds, to say which files and variables changed (changed path only)
+            before_files = self._active_manifest(active)
+            before_vars = self._active_variables(active)
+        after_vars = {v["name"]: v["value"] for v in variable_values(variables)}
+        # a variable not given keeps (or falls back to) its default: compare like with like
+        for vname, (_, default) in before_vars.items():
+            after_vars.setdefault(vname, default)
+        before_vars = {vname: value for vname, (value, _) in before_vars.items()}
+        if content_changed:
+            result["files_changed"] = files_diff(before_files, manifest) if template else files_diff({}, manifest)
+            result["variables_changed"] = sorted(
+                k for k in set(before_vars) | set(after_vars) if before_vars.get(k) != after_vars.get(k)
+            )
+        if want_diff:
+            result["diff"] = {
+                "before_header": f"template {name}" + (" (active version)" if template else " (absent)"),
+                "after_header": f"template {name} (wanted)",
+                "before": _diff_doc(before_files, before_vars, {f: c for f, (c, _) in changes.items()}, template),
+                "after": _diff_doc(manifest, after_vars, {f: w for f, (_, w) in changes.items()}, True),
+            }
+        result["changed"] = True
+        if check_mode:
+            return result
+
+        new_version = None
+        if content_changed:
+            file_id = self.upload(tar_bytes)
+            result["uploaded"] = True
+            msg = MESSAGE_MARK + chash
+            if message:
+                msg = message.rstrip() + "\n\n" + msg
+            new_version = self.create_version(
+                file_id,
+                version_name(chash),
+                msg,
+                variables,
+                template_id=template["id"] if template else None,
+                tags=tags,
+            )
+            self.note(f"uploaded {len(tar_bytes)} bytes, created version {new_version.get('name')}")
+            t0 = self._clock()
+            new_version = self.wait_import(new_version, timeout=import_timeout)
+            result["import_seconds"] = round(self._clock() - t0, 2)
+            result["version"] = _version_view(new_version)
+            job = new_version.get("job") or {}
+            if job.get("status") != "succeeded":
+                raise self._import_failure(name, new_version, template, result)
+
+        if not template:
+            template = self.create_template(name, new_version["id"], settings)
+            result["created"] = True
+            result["promoted"] = True
+        else:
+            if new_version is not None and activate:
+                self.promote(template["id"], new_version["id"])
+                template = dict(template, active_version_id=new_version["id"])
+                result["promoted"] = True
+            if changes:
+                template = self.update_settings(template, changes)
+        result["template"] = _template_view(template)
+        return result
+
+    def _has_version(self, template_id, chash):
+        """Whether a succeeded version of the template carries this content hash (one extra GET)."""
+        for v in self._req("GET", f"/api/v2/templates/{template_id}/versions") or []:
+            if hash_from_message(v.get("message")) == chash and (v.get("job") or {}).get("status") == "succeeded":
+                return True
+        return False
+
+    def _active_manifest(self, active):
+        file_id = ((active or {}).get("job") or {}).get("file_id")
+        if not file_id:
+            return {}
+        try:
+            return tar_manifest(self.download(file_id))
+        except (CoderError, tarfile.TarError):
+            return {}
+
+    def _active_variables(self, active):
+        if not active:
+            return {}
+        try:
+            return {
+                v["name"]: (v.get("value", ""), v.get("default_value", ""))
+                for v in self.version_variables(active["id"])
+            }
+        except CoderError:
+            return {}
+
+    def _import_failure(self, name, version, template, result):
+        job = version.get("job") or {}
+        try:
+            lines = log_tail(self.version_logs(version["id"]))
+        except CoderError as e:
+            lines = [f"(could not read the job's logs: {e})"]
+        what = "left the active version untouched" if template else "created no template"
+        hint = ""
+        if job.get("error_code") == "REQUIRED_TEMPLATE_VARIABLES":
+            try:
+                missing = [
+                    v["name"] for v in self.version_variables(version["id"]) if v.get("required") and not v.get("value")
+                ]
+            except CoderError:
+                missing = []
+            hint = " Set the template variables {} in the template's `variables`.".format(", ".join(missing) or "")
+        said = terraform_errors(lines)
+        msg = (
+            f"importing template {name} failed (version {version.get('name')}, job {job.get('status')}): "
+            f"{job.get('error') or 'no error message'}."
+            + (" Terraform said: " + " | ".join(said) + "." if said else "")
+            + f"{hint} Nothing was promoted: {what}. Provisioner log (error lines, then the end):\n"
+            + "\n".join(lines)
+        )
+        result["logs"] = lines
+        return TemplateError(msg, **result)
+
+
+def _template_view(t):
+    if not t:
+        return {}
+    keys = ("id", "name", "display_name", "description", "icon", "active_version_id", "default_ttl_ms")
+    return {k: t.get(k) for k in keys}
+
+
+def _version_view(v):
+    if not v:
+        return {}
+    job = v.get("job") or {}
+    return {
+        "id": v.get("id"),
+        "name": v.get("name"),
+        "message": v.get("message"),
+        "job_status": job.get("status"),
+        "job_error": job.get("error") or "",
+        "file_id": job.get("file_id"),
+    }
+
+
+def _diff_doc(files, variables, settings, exists):
+    if not exists:
+        return {}
+    return {"files": dict(sorted(files.items())), "variables": dict(sorted(variables.items())), "settings": settings}

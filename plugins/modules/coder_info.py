@@ -1,0 +1,124 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: coder_info
+short_description: Read a Coder deployment's build info, users and templates (for reporting)
+description:
+  - Read-only; always C(changed=false). Build info needs no token; users and templates do.
+options:
+  coder_url:
+    description: Base URL of the Coder deployment.
+    type: str
+    required: true
+    aliases: [url]
+  coder_token:
+    description: A token (any user's; owners see all users and templates). Needed for C(users) and C(templates).
+    type: str
+    aliases: [token]
+  ca_path:
+    description: CA bundle (PEM) to verify Coder's TLS certificate with.
+    type: path
+  validate_certs:
+    description: Verify Coder's TLS certificate.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds per HTTP request.
+    type: int
+    default: 30
+  gather:
+    description: What to read.
+    type: list
+    elements: str
+    default: [buildinfo, users, templates]
+    choices: [buildinfo, users, templates]
+author: coderstack contributors
+"""
+
+EXAMPLES = r"""
+- name: Coder's state is read
+  coder_info:
+    coder_url: "{{ coder_url }}"
+    coder_token: "{{ coder_admin_token }}"
+  register: coder
+  no_log: true
+
+- name: Coder's version is shown
+  ansible.builtin.debug:
+    msg: "{{ coder.buildinfo.version }}"
+"""
+
+RETURN = r"""
+buildinfo:
+  description: C(GET /api/v2/buildinfo).
+  returned: when gathered
+  type: dict
+  sample: {"version": "v2.24.4", "external_url": "https://github.com/coder/coder/commit/..."}
+users:
+  description: Users with their managed fields plus id, status and created_at.
+  returned: when gathered
+  type: list
+  elements: dict
+templates:
+  description: Templates with id, name, organization_name, active_version_id, display_name, deprecated.
+  returned: when gathered
+  type: list
+  elements: dict
+api_calls:
+  description: Coder API calls made, per HTTP method.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.coder_client import CoderError
+from ansible.module_utils.coder_common import api_calls, client_from_module, connection_spec, fail, user_view
+
+TEMPLATE_FIELDS = ("id", "name", "display_name", "organization_name", "active_version_id", "deprecated", "created_at")
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=connection_spec(
+            gather={
+                "type": "list",
+                "elements": "str",
+                "default": ["buildinfo", "users", "templates"],
+                "choices": ["buildinfo", "users", "templates"],
+            }
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    client = client_from_module(module)
+    result = {"changed": False}
+    if ("users" in p["gather"] or "templates" in p["gather"]) and not p["coder_token"]:
+        module.fail_json(msg="coder_token is required to read users/templates of %s" % p["coder_url"])
+    step = "reading build info"
+    try:
+        if "buildinfo" in p["gather"]:
+            result["buildinfo"] = client.buildinfo()
+        if "users" in p["gather"]:
+            step = "listing users"
+            result["users"] = [
+                dict(user_view(u), id=u.get("id"), status=u.get("status"), created_at=u.get("created_at"))
+                for u in client.list_users()
+            ]
+        if "templates" in p["gather"]:
+            step = "listing templates"
+            result["templates"] = [{k: t.get(k) for k in TEMPLATE_FIELDS} for t in client.list_templates()]
+    except CoderError as e:
+        fail(module, "%s of %s" % (step, p["coder_url"]), e)
+    module.exit_json(api_calls=api_calls(client), **result)
+
+
+if __name__ == "__main__":
+    main()

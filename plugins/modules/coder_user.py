@@ -1,0 +1,150 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: coder_user
+short_description: A user of a Coder deployment (present/absent, roles, suspended, login type)
+description:
+  - Like the C(coderd_user) resource of coder/terraform-provider-coderd. Reads the user with one
+    C(GET /api/v2/users/{username}) and only writes what differs.
+  - Options left unset (C(null)) are not managed, except on creation where defaults apply
+    (no roles besides the implicit C(member), active, C(password) login).
+  - Coder's API cannot change a user's email; a different O(email) for an existing user fails with what to do.
+  - Changing O(login_type) of an existing user needs a Coder version with C(PUT /api/v2/users/{user}/login-type);
+    older servers make the module fail with a clear message.
+  - To reconcile many users with one list call, use M(coder_users).
+options:
+  coder_url:
+    description: Base URL of the Coder deployment.
+    type: str
+    required: true
+    aliases: [url]
+  coder_token:
+    description: Token of an owner or user-admin (e.g. from Secret C(coder-admin-token)).
+    type: str
+    required: true
+    aliases: [token]
+  ca_path:
+    description: CA bundle (PEM) to verify Coder's TLS certificate with.
+    type: path
+  validate_certs:
+    description: Verify Coder's TLS certificate.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds per HTTP request.
+    type: int
+    default: 30
+  username:
+    description: Username (the key of the user).
+    type: str
+    required: true
+  email:
+    description: Email; required to create the user.
+    type: str
+  name:
+    description: Full name.
+    type: str
+  roles:
+    description: Site-wide roles (C(member) is implicit). C([]) removes all; unset leaves them alone.
+    type: list
+    elements: str
+    choices: [owner, template-admin, user-admin, auditor]
+  suspended:
+    description: Whether the user is suspended.
+    type: bool
+  login_type:
+    description: How the user logs in. Defaults to C(password) on creation.
+    type: str
+    choices: [password, none, github, oidc]
+  password:
+    description: Password, used only when the user is created with login type C(password).
+    type: str
+  state:
+    description: Whether the user exists.
+    type: str
+    default: present
+    choices: [present, absent]
+author: coderstack contributors
+"""
+
+EXAMPLES = r"""
+- name: Alice is a template admin
+  coder_user:
+    coder_url: "{{ coder_url }}"
+    coder_token: "{{ coder_admin_token }}"
+    username: alice
+    email: alice@example.com
+    name: Alice Example
+    roles: [template-admin]
+    password: "{{ alice_password }}"
+
+- name: Bob is gone
+  coder_user:
+    coder_url: "{{ coder_url }}"
+    coder_token: "{{ coder_admin_token }}"
+    username: bob
+    state: absent
+"""
+
+RETURN = r"""
+user:
+  description: The managed fields of the user after the run (empty when absent).
+  returned: always
+  type: dict
+  sample: {"username": "alice", "email": "alice@example.com", "name": "Alice Example", "roles": ["template-admin"],
+           "suspended": false, "login_type": "password"}
+actions:
+  description: API changes made (or, in check mode, that would be made), e.g. C(create), C(roles), C(suspend).
+  returned: always
+  type: list
+  elements: str
+api_calls:
+  description: Coder API calls made, per HTTP method.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.coder_client import CoderError
+from ansible.module_utils.coder_common import (
+    USER_OPTIONS,
+    UserError,
+    api_calls,
+    client_from_module,
+    connection_spec,
+    fail,
+    reconcile_user,
+)
+
+
+def main():
+    spec = connection_spec(**USER_OPTIONS)
+    spec["coder_token"] = dict(spec["coder_token"], required=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    client = client_from_module(module)
+    want = {k: p[k] for k in USER_OPTIONS}
+    what = "Coder user %s" % p["username"]
+    try:
+        existing = client.get_user(p["username"])
+        changed, before, after, actions = reconcile_user(client, want, existing, module.check_mode)
+    except UserError as e:
+        module.fail_json(msg=str(e), api_calls=api_calls(client))
+    except CoderError as e:
+        fail(module, "reconciling " + what, e, api_calls=api_calls(client))
+    result = {"changed": changed, "user": after, "actions": actions, "api_calls": api_calls(client)}
+    if changed:
+        result["diff"] = {"before": before, "after": after, "before_header": what, "after_header": what}
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

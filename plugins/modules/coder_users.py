@@ -1,0 +1,183 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: coder_users
+short_description: Reconcile a list of Coder users with one list call
+description:
+  - Reads all users with C(GET /api/v2/users) (paginated, 100 per page) and then writes only what differs, so a
+    run where nothing changed costs one API call per 100 users.
+  - Each element takes the options of M(coder_user) (username, email, name, roles, suspended, login_type,
+    password, state) with the same semantics. Users not in the list are left alone.
+  - Stops at the first user that cannot be reconciled and names it.
+options:
+  coder_url:
+    description: Base URL of the Coder deployment.
+    type: str
+    required: true
+    aliases: [url]
+  coder_token:
+    description: Token of an owner or user-admin (e.g. from Secret C(coder-admin-token)).
+    type: str
+    required: true
+    aliases: [token]
+  ca_path:
+    description: CA bundle (PEM) to verify Coder's TLS certificate with.
+    type: path
+  validate_certs:
+    description: Verify Coder's TLS certificate.
+    type: bool
+    default: true
+  timeout:
+    description: Seconds per HTTP request.
+    type: int
+    default: 30
+  users:
+    description: The users; see M(coder_user) for each field.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      username:
+        description: Username.
+        type: str
+        required: true
+      email:
+        description: Email; required to create the user.
+        type: str
+      name:
+        description: Full name.
+        type: str
+      roles:
+        description: Site-wide roles; unset leaves them alone.
+        type: list
+        elements: str
+        choices: [owner, template-admin, user-admin, auditor]
+      suspended:
+        description: Whether the user is suspended.
+        type: bool
+      login_type:
+        description: How the user logs in (C(password) on creation by default).
+        type: str
+        choices: [password, none, github, oidc]
+      password:
+        description: Password, used only on creation with login type C(password).
+        type: str
+      state:
+        description: Whether the user exists.
+        type: str
+        default: present
+        choices: [present, absent]
+  passwords:
+    description:
+      - Passwords by username, used when a user without its own C(password) is created with login type C(password)
+        (the coder_users role passes the passwords it keeps in Secrets).
+    type: dict
+    default: {}
+author: coderstack contributors
+"""
+
+EXAMPLES = r"""
+- name: Coder users match the inventory
+  coder_users:
+    coder_url: "{{ coder_url }}"
+    coder_token: "{{ coder_admin_token }}"
+    users:
+      - {username: alice, email: alice@example.com, roles: [template-admin], password: "{{ alice_pw }}"}
+      - {username: bob, state: absent}
+  no_log: true
+"""
+
+RETURN = r"""
+users:
+  description: Per user, its managed fields after the run and the actions taken (passwords never included).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"username": "alice", "changed": false, "actions": [], "user": {"roles": ["template-admin"]}}]
+changed_users:
+  description: Usernames that were (or in check mode would be) changed.
+  returned: always
+  type: list
+  elements: str
+api_calls:
+  description: Coder API calls made, per HTTP method.
+  returned: always
+  type: dict
+  sample: {"GET": 1}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.coder_client import CoderError
+from ansible.module_utils.coder_common import (
+    USER_OPTIONS,
+    UserError,
+    api_calls,
+    client_from_module,
+    connection_spec,
+    fail,
+    reconcile_user,
+)
+
+
+def main():
+    spec = connection_spec(
+        users={"type": "list", "elements": "dict", "required": True, "options": USER_OPTIONS},
+        passwords={"type": "dict", "default": {}, "no_log": True},
+    )
+    spec["coder_token"] = dict(spec["coder_token"], required=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    client = client_from_module(module)
+    wanted = module.params["users"]
+    seen = set()
+    for u in wanted:
+        if u["username"] in seen:
+            module.fail_json(msg="user %s is listed twice in users: keep one entry" % u["username"])
+        seen.add(u["username"])
+    try:
+        existing = {u["username"]: u for u in client.list_users()}
+    except CoderError as e:
+        fail(module, "listing Coder users", e)
+
+    results, changed_users = [], []
+    before_all, after_all = {}, {}
+    for want in wanted:
+        name = want["username"]
+        if not want.get("password"):
+            want = dict(want, password=module.params["passwords"].get(name))
+        try:
+            changed, before, after, actions = reconcile_user(client, want, existing.get(name), module.check_mode)
+        except UserError as e:
+            module.fail_json(msg=str(e), users=results, api_calls=api_calls(client))
+        except CoderError as e:
+            fail(module, "reconciling Coder user %s" % name, e, users=results, api_calls=api_calls(client))
+        results.append({"username": name, "changed": changed, "actions": actions, "user": after})
+        if changed:
+            changed_users.append(name)
+            before_all[name] = before
+            after_all[name] = after
+    result = {
+        "changed": bool(changed_users),
+        "users": results,
+        "changed_users": changed_users,
+        "api_calls": api_calls(client),
+    }
+    if changed_users:
+        result["diff"] = {
+            "before": before_all,
+            "after": after_all,
+            "before_header": "Coder users",
+            "after_header": "Coder users",
+        }
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

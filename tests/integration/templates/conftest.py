@@ -1,0 +1,42 @@
+"""Fixtures of the template tests: a throwaway Coder with provisioners (see tpl_helpers.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tpl_helpers import STATE, CoderWithProvisioners, need, need_terraform, run_module
+
+
+@pytest.fixture(scope="session")
+def coder(tmp_path_factory):
+    """One throwaway Coder (first user + token, 2 provisioner daemons running the mirror's terraform)."""
+    need((STATE / "bin" / "coder").exists(), "no Coder binary (bash testbed/build_coder.sh)")
+    need((STATE / "postgres-url").exists(), "testbed PostgreSQL is not running (bash testbed/svc_20_postgres.sh start)")
+    need_terraform()
+    try:
+        import psycopg2
+
+        psycopg2.connect((STATE / "postgres-url").read_text().strip(), connect_timeout=3).close()
+    except Exception as e:  # noqa: BLE001 - any failure means the part is missing
+        need(False, f"testbed PostgreSQL does not answer: {e}")
+    srv = CoderWithProvisioners(tmp_path_factory.mktemp("coder-tpl")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture()
+def push(coder):
+    """push(name, directory, **options) -> module result, against the throwaway server."""
+
+    def _push(name, directory, check=False, **options):
+        args = {"coder_url": coder.url, "coder_token": coder.token, "name": name}
+        if directory is not None:
+            args["directory"] = str(directory)
+        args.update(options)
+        return run_module(args, check=check)
+
+    return _push

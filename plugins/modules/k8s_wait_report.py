@@ -1,0 +1,201 @@
+#!/usr/bin/python
+"""Describe a Kubernetes object (conditions, status, recent events) after a wait failed, then fail."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: k8s_wait_report
+short_description: Explain why a Kubernetes object did not become ready, like C(kubectl describe)
+description:
+  - Reads one object, its C(status.conditions) and the most recent events about it (and, for workload
+    kinds, about the Pods and PersistentVolumeClaims they own) and fails with all of it in one message.
+  - Meant for the C(rescue) of a block whose C(wait) timed out, so every role reports a stuck object the
+    same way instead of copying a describe step.
+  - Read-only; never changes the cluster.
+options:
+  kind:
+    description: Kind of the object (C(StatefulSet), C(Deployment), C(PersistentVolumeClaim), ...).
+    type: str
+    required: true
+  api_version:
+    description: apiVersion of the object.
+    type: str
+    default: v1
+  name:
+    description: Name of the object.
+    type: str
+    required: true
+  namespace:
+    description: Namespace of the object; omit for cluster-scoped kinds.
+    type: str
+  kubeconfig:
+    description: Path of the kubeconfig file.
+    type: path
+  context:
+    description: Context in the kubeconfig; the current context when omitted or empty.
+    type: str
+  reason:
+    description: What was being waited for; the first line of the failure message.
+    type: str
+    default: the object did not become ready
+  events:
+    description: How many recent events to include.
+    type: int
+    default: 10
+  fail:
+    description: Fail with the report (default) or return it in C(report) and succeed.
+    type: bool
+    default: true
+author: coderstack
+"""
+
+EXAMPLES = r"""
+- name: PostgreSQL StatefulSet is ready
+  block:
+    - name: Wait for the StatefulSet
+      kubernetes.core.k8s_info:
+        kind: StatefulSet
+        name: coder-db
+        namespace: coder
+        wait: true
+        wait_timeout: 300
+  rescue:
+    - name: Report why the StatefulSet is not ready
+      k8s_wait_report:
+        api_version: apps/v1
+        kind: StatefulSet
+        name: coder-db
+        namespace: coder
+        reason: StatefulSet coder/coder-db was not ready after 300s
+"""
+
+RETURN = r"""
+report:
+  description: The report (also the failure message when I(fail=true)).
+  returned: always
+  type: str
+conditions:
+  description: The object's status.conditions.
+  returned: always
+  type: list
+  elements: dict
+events:
+  description: The most recent events (newest last) about the object and what it owns.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+WORKLOAD_KINDS = {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job"}
+
+
+def _event_time(event: dict) -> str:
+    return str(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or "")
+
+
+def _format_event(event: dict) -> str:
+    obj = event.get("involvedObject") or {}
+    return (
+        f"  {_event_time(event)} {event.get('type', '')} {event.get('reason', '')} "
+        f"{obj.get('kind', '')}/{obj.get('name', '')}: {(event.get('message') or '').strip()}"
+    )
+
+
+def _summary(obj: dict) -> list[str]:
+    status = obj.get("status") or {}
+    keys = ("phase", "replicas", "readyReplicas", "availableReplicas", "updatedReplicas", "currentReplicas")
+    shown = [f"{k}={status[k]}" for k in keys if k in status]
+    return [f"status: {' '.join(shown)}"] if shown else []
+
+
+def build_report(module: AnsibleModule, client) -> dict:
+    from kubernetes.dynamic.exceptions import NotFoundError
+
+    p = module.params
+    api = client.resources.get(api_version=p["api_version"], kind=p["kind"])
+    where = f"{p['namespace']}/{p['name']}" if p["namespace"] else p["name"]
+    lines = [f"{p['reason']}", f"{p['kind']} {where}:"]
+    try:
+        obj = api.get(name=p["name"], namespace=p["namespace"]).to_dict()
+    except NotFoundError:
+        obj = None
+        lines.append("  the object does not exist")
+    conditions = ((obj or {}).get("status") or {}).get("conditions") or []
+    if obj is not None:
+        lines += ["  " + line for line in _summary(obj)]
+        if conditions:
+            lines.append("  conditions:")
+            for c in conditions:
+                lines.append(
+                    f"    {c.get('type')}={c.get('status')} reason={c.get('reason', '')} {c.get('message', '') or ''}"
+                )
+        else:
+            lines.append("  conditions: none reported")
+
+    names = {(p["kind"], p["name"])}
+    events_api = client.resources.get(api_version="v1", kind="Event")
+    if p["namespace"]:
+        # Pods and PVCs of a workload carry the workload's name as a prefix.
+        if p["kind"] in WORKLOAD_KINDS:
+            for kind in ("Pod", "PersistentVolumeClaim", "ReplicaSet"):
+                sub = client.resources.get(api_version="apps/v1" if kind == "ReplicaSet" else "v1", kind=kind)
+                for item in sub.get(namespace=p["namespace"]).to_dict().get("items", []):
+                    n = item["metadata"]["name"]
+                    if n.startswith(p["name"] + "-") or f"-{p['name']}-" in n:
+                        names.add((kind, n))
+        all_events = events_api.get(namespace=p["namespace"]).to_dict().get("items", [])
+    else:
+        all_events = events_api.get(field_selector=f"involvedObject.name={p['name']}").to_dict().get("items", [])
+    events = [
+        e
+        for e in all_events
+        if ((e.get("involvedObject") or {}).get("kind"), (e.get("involvedObject") or {}).get("name")) in names
+    ]
+    events.sort(key=_event_time)
+    events = events[-p["events"] :] if p["events"] > 0 else []
+    lines.append("  recent events:" if events else "  recent events: none")
+    lines += [_format_event(e) for e in events]
+    return {"report": "\n".join(lines), "conditions": conditions, "events": events}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "kind": {"type": "str", "required": True},
+            "api_version": {"type": "str", "default": "v1"},
+            "name": {"type": "str", "required": True},
+            "namespace": {"type": "str"},
+            "kubeconfig": {"type": "path"},
+            "context": {"type": "str"},
+            "reason": {"type": "str", "default": "the object did not become ready"},
+            "events": {"type": "int", "default": 10},
+            "fail": {"type": "bool", "default": True},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        from kubernetes import config, dynamic
+    except ImportError:
+        module.fail_json(msg="the kubernetes Python package is required (pip install kubernetes)")
+    try:
+        api_client = config.new_client_from_config(
+            config_file=module.params["kubeconfig"], context=module.params["context"] or None
+        )
+        result = build_report(module, dynamic.DynamicClient(api_client))
+    except Exception as exc:  # noqa: BLE001 - the report must never hide the original failure
+        result = {
+            "report": f"{module.params['reason']}\n(could not describe {module.params['kind']} "
+            f"{module.params['name']}: {exc})",
+            "conditions": [],
+            "events": [],
+        }
+    if module.params["fail"]:
+        module.fail_json(msg=result["report"], changed=False, **{k: v for k, v in result.items() if k != "report"})
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

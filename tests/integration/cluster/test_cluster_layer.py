@@ -1,0 +1,206 @@
+"""The cluster layer against the testbed: external PostgreSQL, the minikube path, bad input, secrets."""
+
+from __future__ import annotations
+
+import base64
+import urllib.parse
+
+import pytest
+from cluster_helpers import LAYER, namespace_exists
+
+# ---------------------------------------------------------------------------------------------------------------
+# PostgreSQL, external mode, against the testbed's real server on 127.0.0.1:15432
+
+
+def _url_secret(core, ns: str) -> str:
+    return base64.b64decode(core.read_namespaced_secret("coder-db-url", ns).data["url"]).decode()
+
+
+def test_external_url_is_checked_and_written(playbook, core, namespace, postgres_url):
+    res = playbook("playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace})
+    assert res.rc == 0, res.output[-3000:]
+    assert "connected as coder to database coder" in res.output
+    assert _url_secret(core, namespace) == postgres_url
+    again = playbook("playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace})
+    assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+
+
+def test_external_sslmode_is_set_in_url(playbook, core, namespace, postgres_url):
+    extra = {"coderstack_namespace": namespace, "postgres_sslmode": "prefer"}
+    res = playbook("playbooks/postgres.yml", extra_vars=extra)
+    assert res.rc == 0, res.output[-3000:]
+    url = _url_secret(core, namespace)
+    assert url.endswith("?sslmode=prefer") and url.count("sslmode=") == 1
+
+
+def test_external_wrong_password_fails_and_changes_nothing(playbook, core, namespace, postgres_url):
+    from kubernetes import client
+
+    parts = urllib.parse.urlsplit(postgres_url)
+    wrong = postgres_url.replace(f":{parts.password}@", ":not-the-password@")
+    # An existing Secret from an earlier good run must stay as it was.
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    before = base64.b64encode(b"postgres://earlier").decode()
+    core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="coder-db-url"), data={"url": before})
+    )
+    res = playbook(
+        "playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace, "postgres_external_url": wrong}
+    )
+    assert res.rc != 0
+    assert "cannot connect to the external PostgreSQL 127.0.0.1:15432 as coder" in res.output
+    assert 'password authentication failed for user "coder"' in res.output
+    assert "Nothing was changed on the cluster" in res.output
+    assert "not-the-password" not in res.output
+    assert core.read_namespaced_secret("coder-db-url", namespace).data["url"] == before
+
+
+def test_external_unreachable_server_fails_before_namespace(playbook, core, namespace):
+    url = "postgres://coder:pw@127.0.0.1:1/coder?sslmode=disable"
+    res = playbook(
+        "playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace, "postgres_external_url": url}
+    )
+    assert res.rc != 0
+    assert "cannot connect to the external PostgreSQL 127.0.0.1:1" in res.output
+    assert not namespace_exists(core, namespace)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Secrets never show up, even with -vvv
+
+
+def test_incluster_password_never_printed(playbook, core, namespace):
+    extra = {"coderstack_namespace": namespace, "postgres_mode": "incluster", "postgres_storage_size": "1Gi"}
+    res = playbook("playbooks/postgres.yml", extra_vars=extra, args=["-vvv"])
+    assert res.rc == 0, res.output[-4000:]
+    creds = core.read_namespaced_secret("coder-db-credentials", namespace).data
+    password = base64.b64decode(creds["password"]).decode()
+    url = _url_secret(core, namespace)
+    assert len(password) == 32 and password in url
+    for shown in (password, creds["password"], urllib.parse.quote(password), base64.b64encode(url.encode()).decode()):
+        assert shown not in res.output
+    # Generated once: a second run keeps the password and changes nothing.
+    again = playbook("playbooks/postgres.yml", extra_vars=extra)
+    assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+    assert core.read_namespaced_secret("coder-db-credentials", namespace).data["password"] == creds["password"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The minikube path: a node labelled like minikube, the minikube CLI stand-in recording its calls
+
+
+def test_minikube_path_enables_addons_once(playbook, core, namespace, minikube_node, minikube_standin):
+    extra = {
+        "coderstack_namespace": namespace,
+        "coderstack_target": "auto",
+        "coderstack_minikube_binary": minikube_standin.binary,
+        "coderstack_minikube_profile": "standin",
+    }
+    for pb in ("playbooks/ingress.yml", "playbooks/storage.yml"):
+        res = playbook(pb, extra_vars=extra, env=minikube_standin.env)
+        assert res.rc == 0, res.output[-3000:]
+        assert "target minikube (detected)" in res.output
+    calls = minikube_standin.calls()
+    assert "version --short" in calls
+    assert "addons list -p standin -o json" in calls
+    assert "addons enable ingress -p standin" in calls
+    assert "addons enable storage-provisioner -p standin" in calls
+    assert "addons enable default-storageclass -p standin" in calls
+    assert core.read_namespaced_config_map("coder-ca", namespace).data["ca.crt"].startswith("-----BEGIN CERTIFICATE")
+    # Re-run: the addons are listed as enabled, nothing is enabled again, nothing changes.
+    n = len(calls)
+    for pb in ("playbooks/ingress.yml", "playbooks/storage.yml"):
+        res = playbook(pb, extra_vars=extra, env=minikube_standin.env)
+        assert res.rc == 0 and res.changed == 0, res.output[-3000:]
+    assert not [c for c in minikube_standin.calls()[n:] if c.startswith("addons enable")]
+
+
+def test_minikube_target_without_cli_fails(playbook, namespace, minikube_node):
+    extra = {
+        "coderstack_namespace": namespace,
+        "coderstack_target": "auto",
+        "coderstack_minikube_binary": "/nonexistent/mk",
+    }
+    res = playbook("playbooks/preflight.yml", extra_vars=extra)
+    assert res.rc != 0
+    assert "the target is minikube but the minikube CLI is not found or not working at /nonexistent/mk" in res.output
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input: each case fails before anything changes, naming what is wrong
+
+
+def _unreachable_kubeconfig(tmp_path, testbed) -> str:
+    text = testbed.kubeconfig.read_text().replace("https://127.0.0.1:16443", "https://127.0.0.1:1")
+    path = tmp_path / "unreachable.kubeconfig"
+    path.write_text(text)
+    return str(path)
+
+
+BAD_INPUT = [
+    (
+        "size",
+        {"postgres_mode": "incluster", "postgres_storage_size": "10 gigs"},
+        "postgres_storage_size '10 gigs' is not a Kubernetes quantity",
+    ),
+    ("mode", {"postgres_mode": "cloud"}, "value of postgres_mode must be one of: incluster, external, got: cloud"),
+    ("chart_ref", {"ingress_chart_ref": "not a chart!"}, "ingress_chart_ref 'not a chart!' is not a usable chart"),
+    ("chart_path", {"ingress_chart_ref": "/nonexistent/chart"}, "the local chart path does not exist"),
+    (
+        "chart_unpinned",
+        {
+            "ingress_chart_ref": "ingress-nginx",
+            "ingress_chart_repo_url": "https://kubernetes.github.io/ingress-nginx",
+            "ingress_chart_version": "",
+        },
+        "a chart name needs ingress_chart_repo_url (http(s)://) and a pinned ingress_chart_version",
+    ),
+    (
+        "oci_unpinned",
+        {"storage_provisioner": "local-path", "storage_chart_ref": "oci://registry.example/charts/lpp"},
+        "an OCI reference needs a pinned storage_chart_version",
+    ),
+    (
+        "kubeconfig",
+        {"coderstack_kubeconfig": "/nonexistent/kubeconfig"},
+        "kubeconfig /nonexistent/kubeconfig does not exist or is not readable",
+    ),
+    ("unreachable", "UNREACHABLE", "cannot reach the Kubernetes API server https://127.0.0.1:1 with kubeconfig"),
+    ("context", {"coderstack_context": "nope"}, "context 'nope' is not in kubeconfig"),
+    ("domain", {"coderstack_domain": "Coder_Test"}, "coderstack_domain 'Coder_Test' is not a DNS name"),
+    (
+        "domain_wildcard",
+        {"coderstack_domain": "*.coder.example.com"},
+        "coderstack_domain '*.coder.example.com' is not a DNS name",
+    ),
+    (
+        "target",
+        {"coderstack_target": "gke"},
+        "value of coderstack_target must be one of: testbed, minikube, bare, auto, got: gke",
+    ),
+    ("typo", {"postgres_storge_size": "5Gi"}, "unknown variable(s) postgres_storge_size"),
+    (
+        "external_url",
+        {"postgres_mode": "external", "postgres_external_url": ""},
+        "postgres_mode is external but postgres_external_url is empty",
+    ),
+    ("sslmode", {"postgres_sslmode": "maybe"}, "value of postgres_sslmode must be one of"),
+    ("resources", {"postgres_resources": {"requests": {"cpu": "lots"}}}, "postgres_resources"),
+    ("helm", {"coderstack_helm_binary": "/nonexistent/helm"}, "helm not found or not working at /nonexistent/helm"),
+    ("k8s_version", {"preflight_min_kubernetes_version": "9.0"}, "is older than the supported minimum 9.0"),
+    ("tls_mode", {"ingress_tls_mode": "letsencrypt"}, "value of ingress_tls_mode must be one of: selfsigned, provided"),
+    ("replicas", {"ingress_replicas": "two"}, "ingress_replicas"),
+]
+
+
+@pytest.mark.parametrize(("case", "extra", "message"), BAD_INPUT, ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_fails_before_any_change(playbook, core, namespace, tmp_path, testbed, case, extra, message):
+    if extra == "UNREACHABLE":
+        extra = {"coderstack_kubeconfig": _unreachable_kubeconfig(tmp_path, testbed)}
+    res = playbook(LAYER, extra_vars={"coderstack_namespace": namespace, **extra}, timeout=300)
+    assert res.rc != 0, res.output[-2000:]
+    flat = " ".join(res.output.split())
+    assert message in flat, flat[-3000:]
+    assert "changed=0" in res.output or not res.recap, res.output[-2000:]
+    assert all(h["changed"] == 0 for h in res.recap.values()), res.recap
+    assert not namespace_exists(core, namespace)

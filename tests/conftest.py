@@ -7,7 +7,6 @@ reason; with CI=true a missing part is a failure, never a skip.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -17,16 +16,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from helpers.ansible_run import run_playbook
+from helpers.parts import need
 from helpers.testbed import Testbed
-
-
-def need(condition: bool, reason: str) -> None:
-    """Skip (developer machine) or fail (CI) when a real part is missing."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required part missing in CI: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -17,26 +17,10 @@ description:
   - With O(verify_login=true) it also logs in with O(email)/O(password) to prove the credentials work (and logs
     the session out again). Nothing secret is returned.
 options:
-  coder_url:
-    description: Base URL of the Coder deployment, e.g. C(https://coder.example.com).
-    type: str
-    required: true
-    aliases: [url]
   coder_token:
     description: Not needed by this module (the first-user endpoints are unauthenticated); accepted for symmetry.
     type: str
     aliases: [token]
-  ca_path:
-    description: CA bundle (PEM) to verify Coder's TLS certificate with.
-    type: path
-  validate_certs:
-    description: Verify Coder's TLS certificate. Turn off only for throwaway setups.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
   username:
     description: Username of the first user.
     type: str
@@ -59,6 +43,8 @@ options:
       - A wrong password makes the module fail; the login is rate limited by Coder (60 per minute).
     type: bool
     default: true
+extends_documentation_fragment:
+  - coder
 author: coderstack contributors
 """
 

@@ -14,32 +14,18 @@ short_description: Read a Coder deployment's build info, users and templates (fo
 description:
   - Read-only; always C(changed=false). Build info needs no token; users and templates do.
 options:
-  coder_url:
-    description: Base URL of the Coder deployment.
-    type: str
-    required: true
-    aliases: [url]
   coder_token:
     description: A token (any user's; owners see all users and templates). Needed for C(users) and C(templates).
     type: str
     aliases: [token]
-  ca_path:
-    description: CA bundle (PEM) to verify Coder's TLS certificate with.
-    type: path
-  validate_certs:
-    description: Verify Coder's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
   gather:
     description: What to read.
     type: list
     elements: str
     default: [buildinfo, users, templates]
     choices: [buildinfo, users, templates]
+extends_documentation_fragment:
+  - coder
 author: coderstack contributors
 """
 

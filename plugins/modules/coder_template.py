@@ -26,27 +26,11 @@ description:
   - Check mode reports what would change; with C(--diff) the diff lists the files (sha256 per path), variable values
     and settings before and after.
 options:
-  coder_url:
-    description: Base URL of the Coder deployment (the API is under C(/api/v2)).
-    type: str
-    required: true
-    aliases: [url]
   coder_token:
     description: API token of a user allowed to manage templates (owner or template-admin).
     type: str
     required: true
     aliases: [token]
-  ca_path:
-    description: CA bundle (PEM) to verify Coder's TLS certificate with.
-    type: path
-  validate_certs:
-    description: Verify Coder's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
   name:
     description: Template name (unique in the organization; lower case, digits and dashes).
     type: str
@@ -113,6 +97,8 @@ options:
 notes:
   - Supports check mode and diff mode.
   - The token is never logged (C(no_log)).
+extends_documentation_fragment:
+  - coder
 author:
   - coderstack contributors
 """

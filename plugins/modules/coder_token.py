@@ -20,28 +20,12 @@ description:
     of that user, creates a new one (C(POST /api/v2/users/{user}/keys/tokens)) and stores it in the Secret.
   - The token is never returned unless O(return_token=true); then protect the task with C(no_log).
 options:
-  coder_url:
-    description: Base URL of the Coder deployment.
-    type: str
-    required: true
-    aliases: [url]
   coder_token:
     description:
       - A token allowed to create tokens for O(username) (the user's own, or an owner's).
       - Not needed when O(login_email)/O(login_password) are given.
     type: str
     aliases: [token]
-  ca_path:
-    description: CA bundle (PEM) to verify Coder's TLS certificate with.
-    type: path
-  validate_certs:
-    description: Verify Coder's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
   username:
     description:
       - Owner of the token. Defaults to the user that authenticates (C(me)).
@@ -92,6 +76,8 @@ options:
     default: false
 requirements:
   - kubernetes (Python)
+extends_documentation_fragment:
+  - coder
 author: coderstack contributors
 """
 

@@ -21,27 +21,11 @@ description:
     older servers make the module fail with a clear message.
   - To reconcile many users with one list call, use M(coder_users).
 options:
-  coder_url:
-    description: Base URL of the Coder deployment.
-    type: str
-    required: true
-    aliases: [url]
   coder_token:
     description: Token of an owner or user-admin (e.g. from Secret C(coder-admin-token)).
     type: str
     required: true
     aliases: [token]
-  ca_path:
-    description: CA bundle (PEM) to verify Coder's TLS certificate with.
-    type: path
-  validate_certs:
-    description: Verify Coder's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
   username:
     description: Username (the key of the user).
     type: str
@@ -72,6 +56,8 @@ options:
     type: str
     default: present
     choices: [present, absent]
+extends_documentation_fragment:
+  - coder
 author: coderstack contributors
 """
 

@@ -18,27 +18,11 @@ description:
     password, state) with the same semantics. Users not in the list are left alone.
   - Stops at the first user that cannot be reconciled and names it.
 options:
-  coder_url:
-    description: Base URL of the Coder deployment.
-    type: str
-    required: true
-    aliases: [url]
   coder_token:
     description: Token of an owner or user-admin (e.g. from Secret C(coder-admin-token)).
     type: str
     required: true
     aliases: [token]
-  ca_path:
-    description: CA bundle (PEM) to verify Coder's TLS certificate with.
-    type: path
-  validate_certs:
-    description: Verify Coder's TLS certificate.
-    type: bool
-    default: true
-  timeout:
-    description: Seconds per HTTP request.
-    type: int
-    default: 30
   users:
     description: The users; see M(coder_user) for each field.
     type: list
@@ -81,6 +65,8 @@ options:
         (the coder_users role passes the passwords it keeps in Secrets).
     type: dict
     default: {}
+extends_documentation_fragment:
+  - coder
 author: coderstack contributors
 """
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ADMIN
+from coder_it import ADMIN
 
 
 def args(srv, **kw):

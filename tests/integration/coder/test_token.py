@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from conftest import ADMIN
+from coder_it import ADMIN
 
 
 def token_args(srv, ns, kube_cfg, **kw):

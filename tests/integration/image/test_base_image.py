@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import need
+from helpers.parts import need
 
 REPO = Path(__file__).resolve().parents[3]
 STATE = Path(os.environ.get("CODERSTACK_TESTBED_DIR", REPO / ".testbed"))

@@ -8,21 +8,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tpl_helpers import STATE, CoderWithProvisioners, need, need_terraform, run_module
+from helpers.coder_server import need_coder_parts
+from tpl_helpers import CoderWithProvisioners, need_terraform, run_module
 
 
 @pytest.fixture(scope="session")
 def coder(tmp_path_factory):
     """One throwaway Coder (first user + token, 2 provisioner daemons running the mirror's terraform)."""
-    need((STATE / "bin" / "coder").exists(), "no Coder binary (bash testbed/build_coder.sh)")
-    need((STATE / "postgres-url").exists(), "testbed PostgreSQL is not running (bash testbed/svc_20_postgres.sh start)")
+    need_coder_parts()
     need_terraform()
-    try:
-        import psycopg2
-
-        psycopg2.connect((STATE / "postgres-url").read_text().strip(), connect_timeout=3).close()
-    except Exception as e:  # noqa: BLE001 - any failure means the part is missing
-        need(False, f"testbed PostgreSQL does not answer: {e}")
     srv = CoderWithProvisioners(tmp_path_factory.mktemp("coder-tpl")).start()
     yield srv
     srv.stop()

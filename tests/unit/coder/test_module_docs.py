@@ -9,8 +9,16 @@ import pytest
 import yaml
 from ansible.module_utils.coder_common import CODER_CONNECTION_SPEC, USER_OPTIONS
 
-MODULES = Path(__file__).resolve().parents[3] / "plugins" / "modules"
-NAMES = ["coder_first_user", "coder_token", "coder_user", "coder_users", "coder_info"]
+PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
+MODULES = PLUGINS / "modules"
+NAMES = ["coder_first_user", "coder_token", "coder_user", "coder_users", "coder_info", "coder_template"]
+
+
+def fragment(name):
+    tree = ast.parse((PLUGINS / "doc_fragments" / f"{name}.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
+    node = next(n for n in cls.body if isinstance(n, ast.Assign) and n.targets[0].id == "DOCUMENTATION")
+    return yaml.safe_load(ast.literal_eval(node.value))
 
 
 def docs(name):
@@ -31,7 +39,9 @@ def test_docs_parse_and_cover_connection_options(name):
     d = docs(name)
     assert set(d) == {"DOCUMENTATION", "EXAMPLES", "RETURN"}
     assert d["DOCUMENTATION"]["module"] == name
-    opts = d["DOCUMENTATION"]["options"]
+    opts = dict(d["DOCUMENTATION"]["options"])
+    for frag in d["DOCUMENTATION"].get("extends_documentation_fragment", []):
+        opts.update(fragment(frag)["options"])
     assert set(CODER_CONNECTION_SPEC) <= set(opts)
     for opt, spec in CODER_CONNECTION_SPEC.items():
         assert opts[opt].get("type", "str") == spec["type"], opt

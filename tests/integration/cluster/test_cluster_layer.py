@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
+import re
 import urllib.parse
 
 import pytest
 from cluster_helpers import LAYER, namespace_exists
+
+PG_PORT = int(os.environ.get("TESTBED_POSTGRES_PORT", "15432"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # PostgreSQL, external mode, against the testbed's real server on 127.0.0.1:15432
@@ -48,7 +52,7 @@ def test_external_wrong_password_fails_and_changes_nothing(playbook, core, names
         "playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace, "postgres_external_url": wrong}
     )
     assert res.rc != 0
-    assert "cannot connect to the external PostgreSQL 127.0.0.1:15432 as coder" in res.output
+    assert f"cannot connect to the external PostgreSQL 127.0.0.1:{PG_PORT} as coder" in res.output
     assert 'password authentication failed for user "coder"' in res.output
     assert "Nothing was changed on the cluster" in res.output
     assert "not-the-password" not in res.output
@@ -131,7 +135,7 @@ def test_minikube_target_without_cli_fails(playbook, namespace, minikube_node):
 
 
 def _unreachable_kubeconfig(tmp_path, testbed) -> str:
-    text = testbed.kubeconfig.read_text().replace("https://127.0.0.1:16443", "https://127.0.0.1:1")
+    text = re.sub(r"https://127\.0\.0\.1:\d+", "https://127.0.0.1:1", testbed.kubeconfig.read_text())
     path = tmp_path / "unreachable.kubeconfig"
     path.write_text(text)
     return str(path)

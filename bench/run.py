@@ -1,0 +1,421 @@
+#!/usr/bin/env python3
+"""coderstack benchmark on the testbed: one command, one run, a table and bench/results.json.
+
+    python bench/run.py            # full: cold converge, re-run, floor, 100 users + 20 templates
+    python bench/run.py --short    # CI: same steps at small scale (5 users, 2 templates), checks that it runs
+
+Steps (all against the running testbed, `bash testbed/up.sh`):
+ 1. reset: delete namespace `coder` (wait), stop the Coder server, `svc_20_postgres.sh reset-db`, start Coder.
+    This is the least destructive reset that makes the next converge truly cold for everything site.yml owns
+    (the control plane, etcd, the registry and the ingress/storage layer stay; restarting the whole testbed
+    would add ~15 s of process start-up that is not coderstack's work).
+ 2. cold converge: site.yml (+ the Coder playbooks coder_admin/users/templates when site.yml does not import them yet).
+ 3. idempotent re-run of the same (must report changed=0).
+ 4. floor: the walkthroughs' own commands for the same objects, in their re-runnable form: `kubectl apply` of the
+    namespace and the coder-db-url Secret, `helm upgrade --install` of the ingress and Coder charts with the very
+    values coderstack rendered (read back with `helm get values`), and the Coder API calls a person makes to check
+    the first user, the users and the templates (one GET each, Python requests).
+ 5. scale: an extra-vars file with N users and M templates; converge once (setup), then re-run with nothing
+    changed, timed, with every Coder API call counted by a logging reverse proxy on 127.0.0.1 in front of Coder.
+Targets (printed PASS/FAIL, never a failed exit because of timing): re-run <= 1.5x the floor; unchanged users cost one
+list call and zero writes; unchanged templates zero writes (calls per template reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+STATE = Path(os.environ.get("CODERSTACK_TESTBED_DIR", REPO / ".testbed"))
+INV = "inventories/testbed"
+KUBECONFIG = STATE / "kubeconfig"
+HELM = STATE / "bin" / "helm"
+KUBECTL = STATE / "bin" / "kubectl"
+NS = "coder"
+TINY_TEMPLATE = """terraform {
+  required_providers {
+    coder = { source = "coder/coder" }
+  }
+}
+data "coder_workspace" "me" {}
+resource "coder_agent" "main" {
+  os   = "linux"
+  arch = "amd64"
+}
+"""
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e.setdefault("ANSIBLE_CONFIG", str(REPO / "ansible.cfg"))
+    e["PATH"] = f"{REPO / '.venv/bin'}:{STATE / 'bin'}:{e.get('PATH', '')}"
+    e["ANSIBLE_NOCOLOR"] = "1"
+    return e
+
+
+def sh(cmd: list[str], timeout: int = 900, check: bool = True, extra_env: dict | None = None, stdin: str | None = None):
+    e = env()
+    e.update(extra_env or {})
+    p = subprocess.run(cmd, cwd=REPO, env=e, capture_output=True, text=True, timeout=timeout, input=stdin, check=False)
+    if check and p.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd[:4])} ... failed (rc {p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def timed(fn, *a, **kw):
+    t = time.monotonic()
+    r = fn(*a, **kw)
+    return time.monotonic() - t, r
+
+
+# ---------------------------------------------------------------------------------------------- counting proxy
+class Proxy:
+    """Reverse proxy on 127.0.0.1 that counts (method, path) of every Coder API call."""
+
+    def __init__(self, upstream: str):
+        self.upstream = urlsplit(upstream)
+        self.calls: Counter = Counter()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_):  # quiet
+                pass
+
+            def _forward(self):
+                body = None
+                if self.headers.get("Content-Length"):
+                    body = self.rfile.read(int(self.headers["Content-Length"]))
+                proxy.calls[(self.command, self.path.split("?")[0])] += 1
+                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=300)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    def summary(self) -> dict:
+        api = {k: v for k, v in self.calls.items() if k[1].startswith("/api/")}
+        writes = sum(v for (m, _), v in api.items() if m not in ("GET", "HEAD"))
+        user_lists = sum(v for (m, p), v in api.items() if m == "GET" and p == "/api/v2/users")
+        tpl = sum(v for (m, p), v in api.items() if "template" in p)
+        return {
+            "api_calls": sum(api.values()),
+            "writes": writes,
+            "user_list_calls": user_lists,
+            "user_calls": sum(v for (m, p), v in api.items() if p.startswith("/api/v2/users") and "token" not in p),
+            "template_calls": tpl,
+            "by_call": {f"{m} {p}": v for (m, p), v in sorted(api.items())},
+        }
+
+
+# ---------------------------------------------------------------------------------------------- converge
+def converge_playbook(tmp: Path) -> Path:
+    """site.yml, plus the Coder API playbooks it does not import yet (other roles are still landing)."""
+    site = (REPO / "site.yml").read_text()
+    parts = [f"- ansible.builtin.import_playbook: {REPO / 'site.yml'}"]
+    for name in ("coder_admin", "users", "templates"):
+        if f"playbooks/{name}.yml" not in site and (REPO / f"playbooks/{name}.yml").exists():
+            parts.append(f"- ansible.builtin.import_playbook: {REPO / 'playbooks' / (name + '.yml')}")
+    pb = tmp / "converge.yml"
+    pb.write_text("---\n" + "\n".join(parts) + "\n")
+    return pb
+
+
+def ansible(pb: Path, extra: list[str], extra_env: dict | None = None) -> dict:
+    cmd = ["ansible-playbook", str(pb), "-i", INV, *extra]
+    dt, p = timed(sh, cmd, 1800, False, extra_env)
+    import re
+
+    m = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", p.stdout)
+    res = {"seconds": round(dt, 1), "rc": p.returncode}
+    if m:
+        res.update(ok=int(m[1]), changed=int(m[2]), failed=int(m[4]))
+    if p.returncode != 0:
+        res["tail"] = p.stdout[-2500:]
+    return res
+
+
+def reset() -> float:
+    t = time.monotonic()
+    sh(
+        [
+            str(KUBECTL),
+            "--kubeconfig",
+            str(KUBECONFIG),
+            "delete",
+            "namespace",
+            NS,
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=300s",
+        ]
+    )
+    sh(["bash", "testbed/svc_30_coder.sh", "stop"], check=False)
+    sh(["bash", "testbed/svc_20_postgres.sh", "reset-db"])
+    sh(["bash", "testbed/svc_30_coder.sh", "start"], timeout=600)
+    return round(time.monotonic() - t, 1)
+
+
+# ---------------------------------------------------------------------------------------------- floor
+def floor(coder_url: str) -> dict:
+    import requests
+
+    kc = ["--kubeconfig", str(KUBECONFIG)]
+    tmp = Path(tempfile.mkdtemp(prefix="coderstack-floor-"))
+    try:
+        secret = json.loads(sh([str(KUBECTL), *kc, "-n", NS, "get", "secret", "coder-db-url", "-o", "json"]).stdout)
+        db_url = base64.b64decode(secret["data"]["url"]).decode()
+        token_s = json.loads(
+            sh([str(KUBECTL), *kc, "-n", NS, "get", "secret", "coder-admin-token", "-o", "json"]).stdout
+        )
+        token = base64.b64decode(token_s["data"]["token"]).decode()
+        releases = json.loads(sh([str(HELM), *kc, "list", "-A", "-o", "json"]).stdout)
+        charts = []
+        for r in releases:
+            if r["name"] in ("coder", "ingress-nginx"):
+                vals = tmp / f"{r['name']}.json"
+                vals.write_text(
+                    sh([str(HELM), *kc, "get", "values", r["name"], "-n", r["namespace"], "-o", "json"]).stdout
+                )
+                ref = {
+                    "coder": REPO / "tests/fixtures/charts/coder-standin",
+                    "ingress-nginx": REPO / "tests/fixtures/charts/ingress-nginx-standin",
+                }[r["name"]]
+                charts.append((r["name"], r["namespace"], ref, vals))
+        steps = {}
+        t0 = time.monotonic()
+        ns_yaml = sh([str(KUBECTL), *kc, "create", "namespace", NS, "--dry-run=client", "-o", "yaml"]).stdout
+        steps["kubectl apply namespace"], _ = timed(sh, [str(KUBECTL), *kc, "apply", "-f", "-"], stdin=ns_yaml)
+        sec_yaml = sh(
+            [
+                str(KUBECTL),
+                *kc,
+                "-n",
+                NS,
+                "create",
+                "secret",
+                "generic",
+                "coder-db-url",
+                f"--from-literal=url={db_url}",
+                "--dry-run=client",
+                "-o",
+                "yaml",
+            ]
+        ).stdout
+        steps["kubectl apply secret coder-db-url"], _ = timed(
+            sh, [str(KUBECTL), *kc, "apply", "-f", "-"], stdin=sec_yaml
+        )
+        for name, ns, ref, vals in charts:
+            steps[f"helm upgrade --install {name}"], _ = timed(
+                sh, [str(HELM), *kc, "upgrade", "--install", name, str(ref), "-n", ns, "-f", str(vals)]
+            )
+        hdr = {"Coder-Session-Token": token}
+        for what, path in (
+            ("first user", "/api/v2/users/first"),
+            ("users", "/api/v2/users"),
+            ("templates", "/api/v2/templates"),
+        ):
+            steps[f"GET {what}"], _ = timed(requests.get, coder_url + path, headers=hdr, timeout=30)
+        total = time.monotonic() - t0
+        return {"seconds": round(total, 1), "steps": {k: round(v, 2) for k, v in steps.items()}}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- scale
+def scale_vars(tmp: Path, users: int, templates: int) -> Path:
+    tdir = tmp / "tiny-template"
+    tdir.mkdir()
+    (tdir / "main.tf").write_text(TINY_TEMPLATE)
+    data = {
+        "coder_users": [
+            {
+                "username": f"bench{i:03d}",
+                "email": f"bench{i:03d}@coder.testbed.local",
+                "name": f"Bench {i}",
+                "login_type": "none",
+            }
+            for i in range(users)
+        ],
+        "coder_templates_extra": [{"name": f"bench-{i:02d}", "directory": str(tdir)} for i in range(templates)],
+    }
+    f = tmp / "scale.json"
+    f.write_text(json.dumps(data))
+    return f
+
+
+def cleanup(coder_url: str, n_users: int, n_tpl: int) -> None:
+    import requests
+
+    kc = ["--kubeconfig", str(KUBECONFIG)]
+    token_s = json.loads(sh([str(KUBECTL), *kc, "-n", NS, "get", "secret", "coder-admin-token", "-o", "json"]).stdout)
+    hdr = {"Coder-Session-Token": base64.b64decode(token_s["data"]["token"]).decode()}
+    names = {f"bench-{i:02d}" for i in range(n_tpl)}
+    for t in requests.get(coder_url + "/api/v2/templates", headers=hdr, timeout=30).json():
+        if t["name"] in names:
+            requests.delete(f"{coder_url}/api/v2/templates/{t['id']}", headers=hdr, timeout=60)
+    for i in range(n_users):
+        requests.delete(f"{coder_url}/api/v2/users/bench{i:03d}", headers=hdr, timeout=30)
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 2) if b else float("inf")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--short", action="store_true", help="small scale, for CI (checks that the bench runs)")
+    ap.add_argument("--no-reset", action="store_true", help="skip the reset (the 'cold' run is then warm)")
+    ap.add_argument("--output", default=str(REPO / "bench" / "results.json"))
+    args = ap.parse_args()
+    n_users, n_tpl = (5, 2) if args.short else (100, 20)
+    for f in (KUBECONFIG, HELM, KUBECTL, STATE / "coder-url"):
+        if not f.exists():
+            sys.exit(f"bench: {f} missing: start the testbed first (bash testbed/up.sh)")
+    coder_url = (STATE / "coder-url").read_text().strip()
+    proxy = Proxy(coder_url)
+    overrides = {"coder_url": proxy.url}
+    if "playbooks/image.yml" not in (REPO / "site.yml").read_text():
+        # the templates need the base image's reference, which playbooks/image.yml publishes; until site.yml
+        # imports it, the bench names the image (kwok never pulls it) instead of building it
+        overrides["coderstack_workspace_image"] = (
+            STATE / "registry-url"
+        ).read_text().strip() + "/coderstack/base:bench"
+    via_proxy = ["-e", json.dumps(overrides)]
+    tmp = Path(tempfile.mkdtemp(prefix="coderstack-bench-"))
+    results: dict = {
+        "mode": "short" if args.short else "full",
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        pb = converge_playbook(tmp)
+        results["converge_playbooks"] = pb.read_text().split("\n")[1:-1]
+        results["reset_seconds"] = None if args.no_reset else reset()
+        proxy.reset()
+        results["cold"] = ansible(pb, via_proxy)
+        results["cold"]["coder_api"] = proxy.summary()
+        proxy.reset()
+        results["rerun"] = ansible(pb, via_proxy)
+        results["rerun"]["coder_api"] = proxy.summary()
+        if not args.short:
+            results["rerun_untuned"] = ansible(
+                pb, via_proxy, {"ANSIBLE_PIPELINING": "False", "ANSIBLE_GATHERING": "implicit", "ANSIBLE_FORKS": "5"}
+            )
+        results["floor"] = floor(coder_url)
+        sv = scale_vars(tmp, n_users, n_tpl)
+        scale = [*via_proxy, "-e", f"@{sv}"]
+        results["scale_setup"] = ansible(pb, scale)
+        proxy.reset()
+        results["scale_rerun"] = ansible(pb, scale)
+        results["scale_rerun"]["coder_api"] = proxy.summary()
+        results["scale"] = {"users": n_users, "templates": n_tpl}
+        # leave the testbed as the inventory has it: the bench's users and templates are deleted
+        results["scale_cleanup_seconds"], _ = timed(cleanup, coder_url, n_users, n_tpl)
+    finally:
+        proxy.server.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    fl = results["floor"]["seconds"]
+    api = results["scale_rerun"]["coder_api"]
+    targets = {
+        "cold converge succeeds": results["cold"].get("rc") == 0,
+        "re-run changed=0": results["rerun"].get("changed") == 0 and results["rerun"].get("rc") == 0,
+        "re-run <= 1.5x floor": results["rerun"]["seconds"] <= 1.5 * fl,
+        "scale re-run changed=0": results["scale_rerun"].get("changed") == 0,
+        "unchanged users: 1 list call": api["user_list_calls"] == 1,
+        "unchanged users/templates: 0 writes": api["writes"] == 0,
+    }
+    results["ratios"] = {
+        "cold/floor": ratio(results["cold"]["seconds"], fl),
+        "rerun/floor": ratio(results["rerun"]["seconds"], fl),
+    }
+    results["targets"] = {k: "PASS" if v else "FAIL" for k, v in targets.items()}
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+
+    rows = [
+        ("reset (delete ns, reset Coder DB)", results["reset_seconds"], "", ""),
+        (
+            "cold converge",
+            results["cold"]["seconds"],
+            results["ratios"]["cold/floor"],
+            f"changed={results['cold'].get('changed')}",
+        ),
+        (
+            "idempotent re-run",
+            results["rerun"]["seconds"],
+            results["ratios"]["rerun/floor"],
+            f"changed={results['rerun'].get('changed')}, {results['rerun']['coder_api']['api_calls']} API calls",
+        ),
+    ]
+    if "rerun_untuned" in results:
+        rows.append(
+            (
+                "re-run untuned (no pipelining, implicit gathering)",
+                results["rerun_untuned"]["seconds"],
+                ratio(results["rerun_untuned"]["seconds"], fl),
+                "",
+            )
+        )
+    rows += [
+        (
+            "floor (kubectl/helm/API by hand)",
+            fl,
+            1.0,
+            ", ".join(f"{k} {v}s" for k, v in results["floor"]["steps"].items()),
+        ),
+        (f"scale setup ({n_users} users, {n_tpl} templates)", results["scale_setup"]["seconds"], "", ""),
+        (
+            f"scale re-run ({n_users} users, {n_tpl} templates)",
+            results["scale_rerun"]["seconds"],
+            ratio(results["scale_rerun"]["seconds"], fl),
+            f"changed={results['scale_rerun'].get('changed')}, API calls {api['api_calls']} (writes {api['writes']}, "
+            f"user list {api['user_list_calls']}, template calls {api['template_calls']})",
+        ),
+    ]
+    print(f"\n{'step':55} {'seconds':>8} {'x floor':>8}  notes")
+    for name, sec, rat, note in rows:
+        print(f"{name:55} {sec if sec is not None else '-':>8} {rat:>8}  {note}")
+    print()
+    for k, v in results["targets"].items():
+        print(f"{v}  {k}")
+    print(f"\nwritten: {args.output}")
+    failed_runs = [k for k in ("cold", "rerun", "scale_setup", "scale_rerun") if results[k].get("rc") != 0]
+    for k in failed_runs:
+        print(f"\n{k} failed:\n{results[k].get('tail', '')}", file=sys.stderr)
+    return 1 if failed_runs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

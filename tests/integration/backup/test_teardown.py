@@ -1,0 +1,179 @@
+"""playbooks/teardown.yml on a scratch namespace shaped like an install (Secrets, PVC, PostgreSQL StatefulSet and
+Service, the Coder release of the stand-in chart), so the shared install in namespace `coder` is left alone."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import subprocess
+import uuid
+
+import pytest
+from helpers.parts import REPO, need
+
+CHART = REPO / "tests/fixtures/charts/coder-standin"
+SECRETS = ["coder-db-url", "coder-db-credentials", "coder-admin"]
+
+
+def _helm(testbed, *args: str) -> subprocess.CompletedProcess:
+    cmd = [str(testbed.bin / "helm"), "--kubeconfig", str(testbed.kubeconfig), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+
+
+def _b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+@pytest.fixture()
+def install(testbed, kube):
+    from kubernetes import client
+
+    need((testbed.bin / "helm").exists(), "testbed helm missing")
+    ns = "td-" + uuid.uuid4().hex[:8]
+    ing = ns + "-ing"
+    core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
+    for name in (ns, ing):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    for name in SECRETS:
+        core.create_namespaced_secret(
+            ns, client.V1Secret(metadata=client.V1ObjectMeta(name=name), data={"k": _b64("v")})
+        )
+    core.create_namespaced_persistent_volume_claim(
+        ns,
+        client.V1PersistentVolumeClaim(
+            metadata=client.V1ObjectMeta(name="data-coder-db-0"),
+            spec=client.V1PersistentVolumeClaimSpec(
+                access_modes=["ReadWriteOnce"],
+                resources=client.V1VolumeResourceRequirements(requests={"storage": "1Gi"}),
+            ),
+        ),
+    )
+    labels = {"app": "coder-db"}
+    core.create_namespaced_service(
+        ns,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="coder-db"),
+            spec=client.V1ServiceSpec(cluster_ip="None", selector=labels, ports=[client.V1ServicePort(port=5432)]),
+        ),
+    )
+    apps.create_namespaced_stateful_set(
+        ns,
+        client.V1StatefulSet(
+            metadata=client.V1ObjectMeta(name="coder-db"),
+            spec=client.V1StatefulSetSpec(
+                service_name="coder-db",
+                selector=client.V1LabelSelector(match_labels=labels),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=labels),
+                    spec=client.V1PodSpec(containers=[client.V1Container(name="pg", image="postgres:17.6")]),
+                ),
+            ),
+        ),
+    )
+    r = _helm(testbed, "upgrade", "--install", "coder", str(CHART), "-n", ns, "--set", "coder.ingress.enable=false")
+    assert r.returncode == 0, r.stderr
+    r = _helm(testbed, "upgrade", "--install", "ing", str(REPO / "tests/fixtures/charts/hello"), "-n", ing)
+    assert r.returncode == 0, r.stderr
+    yield {"ns": ns, "ing": ing}
+    for name in (ns, ing):
+        with contextlib.suppress(client.ApiException):
+            core.delete_namespace(name)
+
+
+def _exists(fn, *args) -> bool:
+    from kubernetes import client
+
+    try:
+        fn(*args)
+        return True
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
+def _releases(testbed, ns: str) -> list[str]:
+    r = _helm(testbed, "list", "-n", ns, "-q")
+    return r.stdout.split()
+
+
+def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install, testbed, kube, playbook):
+    from kubernetes import client
+
+    core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
+    ns = install["ns"]
+    base = {"coderstack_namespace": ns, "postgres_mode": "incluster"}
+
+    # purge without confirmation: fails first, names the variable, changes nothing
+    res = playbook("playbooks/teardown.yml", extra_vars={**base, "coderstack_purge": True})
+    assert res.rc != 0 and "coderstack_purge_confirm=yes-delete-all-data" in res.output, res.output
+    assert res.changed == 0
+    assert _releases(testbed, ns) == ["coder"]
+
+    # check mode: reports, changes nothing
+    res = playbook("playbooks/teardown.yml", extra_vars=base, args=["--check"])
+    assert res.rc == 0, res.output
+    assert res.changed > 0
+    assert _releases(testbed, ns) == ["coder"]
+    assert _exists(apps.read_namespaced_stateful_set, "coder-db", ns)
+
+    # teardown: release, StatefulSet and Service gone; PVC, Secrets and namespace kept
+    res = playbook("playbooks/teardown.yml", extra_vars=base)
+    assert res.rc == 0, res.output
+    assert "templates are not deleted" in res.output  # no admin token Secret in this namespace
+    assert _releases(testbed, ns) == []
+    assert not _exists(apps.read_namespaced_stateful_set, "coder-db", ns)
+    assert not _exists(core.read_namespaced_service, "coder-db", ns)
+    assert _exists(core.read_namespaced_persistent_volume_claim, "data-coder-db-0", ns)
+    for name in SECRETS:
+        assert _exists(core.read_namespaced_secret, name, ns), name
+    assert _releases(testbed, install["ing"]) == ["ing"]  # ingress only on request
+
+    # idempotent
+    res = playbook("playbooks/teardown.yml", extra_vars=base)
+    assert res.rc == 0 and res.changed == 0, res.output
+
+    # ingress on request
+    ing = {
+        "teardown_ingress": True,
+        "teardown_ingress_namespace": install["ing"],
+        "teardown_ingress_release_name": "ing",
+    }
+    res = playbook("playbooks/teardown.yml", extra_vars={**base, **ing})
+    assert res.rc == 0, res.output
+    assert not _exists(core.read_namespace, install["ing"])
+
+    # purge with confirmation: the namespace and its PVCs and Secrets are gone; again: changed=0
+    purge = {**base, "coderstack_purge": True, "coderstack_purge_confirm": "yes-delete-all-data"}
+    res = playbook("playbooks/teardown.yml", extra_vars=purge)
+    assert res.rc == 0, res.output
+    assert "PVCs deleted: data-coder-db-0" in res.output
+    assert not _exists(core.read_namespace, ns)
+    res = playbook("playbooks/teardown.yml", extra_vars=purge)
+    assert res.rc == 0 and res.changed == 0, res.output
+
+
+def test_teardown_lists_templates_with_the_admin_token(testbed, kube, playbook):
+    """With the real token and Coder answering, the template list call is made; an unknown name deletes nothing."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    try:
+        token = core.read_namespaced_secret("coder-admin-token", "coder")
+    except client.ApiException:
+        need(False, "no coder/coder-admin-token Secret: converge site.yml first")
+    need((testbed.state / "coder-url").exists(), "testbed Coder server is not running")
+    ns = "td-" + uuid.uuid4().hex[:8]
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        core.create_namespaced_secret(
+            ns, client.V1Secret(metadata=client.V1ObjectMeta(name="coder-admin-token"), data=token.data)
+        )
+        ev = {"coderstack_namespace": ns, "teardown_template_names": ["no-such-template-" + ns]}
+        res = playbook("playbooks/teardown.yml", extra_vars=ev)
+        assert res.rc == 0, res.output
+        assert "templates deleted: none" in res.output
+        assert res.changed == 0
+        assert base64.b64decode(token.data["token"]).decode() not in res.output
+    finally:
+        core.delete_namespace(ns)

@@ -9,7 +9,7 @@ Steps (all against the running testbed, `bash testbed/up.sh`):
     This is the least destructive reset that makes the next converge truly cold for everything site.yml owns
     (the control plane, etcd, the registry and the ingress/storage layer stay; restarting the whole testbed
     would add ~15 s of process start-up that is not coderstack's work).
- 2. cold converge: site.yml (+ the Coder playbooks coder_admin/users/templates when site.yml does not import them yet).
+ 2. cold converge: site.yml.
  3. idempotent re-run of the same (must report changed=0).
  4. floor: the walkthroughs' own commands for the same objects, in their re-runnable form: `kubectl apply` of the
     namespace and the coder-db-url Secret, `helm upgrade --install` of the ingress and Coder charts with the very
@@ -141,18 +141,6 @@ class Proxy:
 
 
 # ---------------------------------------------------------------------------------------------- converge
-def converge_playbook(tmp: Path) -> Path:
-    """site.yml, plus the Coder API playbooks it does not import yet (other roles are still landing)."""
-    site = (REPO / "site.yml").read_text()
-    parts = [f"- ansible.builtin.import_playbook: {REPO / 'site.yml'}"]
-    for name in ("coder_admin", "users", "templates"):
-        if f"playbooks/{name}.yml" not in site and (REPO / f"playbooks/{name}.yml").exists():
-            parts.append(f"- ansible.builtin.import_playbook: {REPO / 'playbooks' / (name + '.yml')}")
-    pb = tmp / "converge.yml"
-    pb.write_text("---\n" + "\n".join(parts) + "\n")
-    return pb
-
-
 def ansible(pb: Path, extra: list[str], extra_env: dict | None = None) -> dict:
     cmd = ["ansible-playbook", str(pb), "-i", INV, *extra]
     dt, p = timed(sh, cmd, 1800, False, extra_env)
@@ -307,12 +295,6 @@ def main() -> int:
     coder_url = (STATE / "coder-url").read_text().strip()
     proxy = Proxy(coder_url)
     overrides = {"coder_url": proxy.url}
-    if "playbooks/image.yml" not in (REPO / "site.yml").read_text():
-        # the templates need the base image's reference, which playbooks/image.yml publishes; until site.yml
-        # imports it, the bench names the image (kwok never pulls it) instead of building it
-        overrides["coderstack_workspace_image"] = (
-            STATE / "registry-url"
-        ).read_text().strip() + "/coderstack/base:bench"
     via_proxy = ["-e", json.dumps(overrides)]
     tmp = Path(tempfile.mkdtemp(prefix="coderstack-bench-"))
     results: dict = {
@@ -320,8 +302,7 @@ def main() -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     try:
-        pb = converge_playbook(tmp)
-        results["converge_playbooks"] = pb.read_text().split("\n")[1:-1]
+        pb = REPO / "site.yml"
         results["reset_seconds"] = None if args.no_reset else reset()
         proxy.reset()
         results["cold"] = ansible(pb, via_proxy)

@@ -27,6 +27,9 @@ trap cleanup EXIT
 say "pytest"
 pytest -ra tests
 
+say "bench (short mode: checks that it runs; figures in bench/results.json)"
+python bench/run.py --short --output "$repo/.testbed/bench-short.json"
+
 say "molecule"
 for s in molecule/*/; do
   s=$(basename "$s")

@@ -15,14 +15,14 @@ import pytest
 import yaml
 from helpers.parts import REPO
 
-# (id, extra vars, substring the failure message must contain)
+# (id, extra vars, substring the failure message must contain). Cases the cluster layer suite already runs
+# (tests/integration/cluster: postgres mode, resources, context, helm, Kubernetes version) are not repeated here.
 CASES = [
     # types
     ("namespace-invalid-name", {"coderstack_namespace": "Bad_Namespace"}, "coderstack_namespace 'Bad_Namespace'"),
     ("replicas-not-int", {"coder_replicas": "many"}, "coder_replicas"),
     ("port-not-int", {"postgres_port": "fivefourthreetwo"}, "postgres_port"),
     ("users-not-list", {"coder_users": "alice"}, "coder_users"),
-    ("mode-not-a-choice", {"postgres_mode": "cloud"}, "postgres_mode"),
     ("target-not-a-choice", {"coderstack_target": "cloud"}, "coderstack_target"),
     ("teardown-flag-not-bool", {"teardown_ingress": "perhaps"}, "teardown_ingress"),
     # unknown keys (typos of role variables)
@@ -37,7 +37,6 @@ CASES = [
     ("domain-with-scheme", {"coderstack_domain": "https://coder.example.com"}, "coder_access_url=https://https://"),
     # bad sizes and numbers
     ("pg-size-units", {"postgres_storage_size": "10 GB"}, "postgres_storage_size '10 GB' is not a Kubernetes quantity"),
-    ("pg-resources", {"postgres_resources": {"requests": {"cpu": "lots"}}}, "postgres_resources"),
     ("password-too-short", {"postgres_password_length": 8}, "postgres_password_length >= 16"),
     ("wait-timeout-zero", {"coder_wait_timeout": 0}, "coder_wait_timeout=0 > 0"),
     ("backup-pvc-size", {"postgres_backup_pvc_size": "ten gigs"}, "postgres_backup_pvc_size"),
@@ -49,10 +48,7 @@ CASES = [
     ),
     ("kubeconfig-missing", {"coderstack_kubeconfig": "/nonexistent/kubeconfig"}, "coderstack_kubeconfig"),
     # cluster and context
-    ("wrong-context", {"coderstack_context": "no-such-context"}, "context 'no-such-context' is not in kubeconfig"),
-    ("helm-missing", {"coderstack_helm_binary": "/nonexistent/helm"}, "coderstack_helm_binary"),
     # unsupported versions
-    ("kubernetes-too-old", {"preflight_min_kubernetes_version": "1.99"}, "older than the supported minimum 1.99"),
     ("helm-too-old", {"preflight_helm_min_version": "9.0.0"}, "is not supported: need major"),
 ]
 

@@ -44,3 +44,11 @@ def kube(testbed: Testbed):
 def playbook():
     """Run ansible-playbook; returns a PlaybookResult (rc, stdout, recap)."""
     return run_playbook
+
+
+@pytest.fixture(scope="session")
+def converged(testbed):
+    """The whole platform converged once on the testbed (site.yml), for tests that act on a running install."""
+    result = run_playbook("site.yml", timeout=1800)
+    assert result.rc == 0, f"site.yml did not converge on the testbed:\n{result.output[-4000:]}"
+    return result

@@ -130,7 +130,7 @@ def test_check_mode_writes_no_dump(scratch, playbook, tmp_path):
     assert not out.exists() or not list(out.glob("*.dump"))
 
 
-def test_coder_database_dump_has_coders_tables(testbed, playbook, tmp_path):
+def test_coder_database_dump_has_coders_tables(converged, testbed, playbook, tmp_path):
     """The real Coder database (testbed inventory, external mode) is dumped; pg_restore lists Coder's tables."""
     need((testbed.state / "coder-url").exists(), "testbed Coder server is not running")
     res = playbook("playbooks/backup.yml", extra_vars={"postgres_backup_dir": str(tmp_path), "postgres_backup_keep": 1})
@@ -168,7 +168,7 @@ def test_job_mode_applies_a_pg_dump_job_on_a_pvc(scratch, kube, playbook):
     assert job.status.succeeded == 1
 
 
-def test_upgrade_playbook_dumps_then_upgrades(testbed, playbook, tmp_path):
+def test_upgrade_playbook_dumps_then_upgrades(converged, testbed, playbook, tmp_path):
     """upgrade.yml = backup.yml then coder.yml; on the testbed the chart is the local stand-in (version ignored)."""
     need((testbed.state / "coder-url").exists(), "testbed Coder server is not running")
     res = playbook("playbooks/upgrade.yml", extra_vars={"postgres_backup_dir": str(tmp_path)})

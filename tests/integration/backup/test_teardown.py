@@ -153,7 +153,7 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     assert res.rc == 0 and res.changed == 0, res.output
 
 
-def test_teardown_lists_templates_with_the_admin_token(testbed, kube, playbook):
+def test_teardown_lists_templates_with_the_admin_token(converged, testbed, kube, playbook):
     """With the real token and Coder answering, the template list call is made; an unknown name deletes nothing."""
     from kubernetes import client
 

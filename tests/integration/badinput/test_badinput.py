@@ -34,7 +34,11 @@ CASES = [
     ("wildcard-not-wildcard", {"coder_wildcard_access_url": "apps.example.com"}, "coder_wildcard_access_url"),
     ("chart-repo-url", {"coder_chart_repo_url": "ftp://charts.example.com"}, "coder_chart_repo_url"),
     ("external-db-url", {"postgres_external_url": "mysql://nope"}, "postgres_external_url"),
-    ("domain-with-scheme", {"coderstack_domain": "https://coder.example.com"}, "coder_access_url=https://https://"),
+    (
+        "domain-with-scheme",
+        {"coderstack_domain": "https://coder.example.com"},
+        "coderstack_domain 'https://coder.example.com' is not a DNS name",
+    ),
     # bad sizes and numbers
     ("pg-size-units", {"postgres_storage_size": "10 GB"}, "postgres_storage_size '10 GB' is not a Kubernetes quantity"),
     ("password-too-short", {"postgres_password_length": 8}, "postgres_password_length >= 16"),

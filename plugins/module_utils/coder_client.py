@@ -275,8 +275,11 @@ class CoderClient:
             raise
 
     # ------------------------------------------------------------------ users
-    def list_users(self, q=None, page_size=100):
-        """All users (paginated with limit/offset). ``q`` is Coder's search query, e.g. ``status:active``."""
+    def list_users(self, q=None, page_size=1000):
+        """All users (paginated with limit/offset). ``q`` is Coder's search query, e.g. ``status:active``.
+
+        Pages of 1000 users: an inventory of up to 1000 users costs one list call; larger ones page.
+        """
         users = []
         offset = 0
         while True:

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
+from helpers.parts import need
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 LAYER = HERE / "layer.yml"
 MINIKUBE_STANDIN = REPO / "tests" / "fixtures" / "bin" / "minikube"
 
-
-def need(condition: bool, reason: str) -> None:
-    """Skip (developer machine) or fail (CI) when a real part is missing; same rule as tests/conftest.py."""
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"required part missing in CI: {reason}")
-    pytest.skip(reason)
+__all__ = ["LAYER", "MINIKUBE_STANDIN", "REPO", "namespace_exists", "need"]
 
 
 def namespace_exists(core, name: str) -> bool:

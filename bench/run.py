@@ -5,10 +5,9 @@
     python bench/run.py --short    # CI: same steps at small scale (5 users, 2 templates), checks that it runs
 
 Steps (all against the running testbed, `bash testbed/up.sh`):
- 1. reset: delete namespace `coder` (wait), stop the Coder server, `svc_20_postgres.sh reset-db`, start Coder.
+ 1. reset: delete namespace `coder` (wait): Coder, its in-cluster PostgreSQL and its data volume, every Secret.
     This is the least destructive reset that makes the next converge truly cold for everything site.yml owns
-    (the control plane, etcd, the registry and the ingress/storage layer stay; restarting the whole testbed
-    would add ~15 s of process start-up that is not coderstack's work).
+    (the control plane, the real node, DNS, the ingress controller and the registry with its images stay).
  2. cold converge: site.yml.
  3. idempotent re-run of the same (must report changed=0).
  4. floor: the walkthroughs' own commands for the same objects, in their re-runnable form: `kubectl apply` of the
@@ -16,7 +15,8 @@ Steps (all against the running testbed, `bash testbed/up.sh`):
     values coderstack rendered (read back with `helm get values`), and the Coder API calls a person makes to check
     the first user, the users and the templates (one GET each, Python requests).
  5. scale: an extra-vars file with N users and M templates; converge once (setup), then re-run with nothing
-    changed, timed, with every Coder API call counted by a logging reverse proxy on 127.0.0.1 in front of Coder.
+    changed, timed, with every Coder API call counted by a logging reverse proxy on 127.0.0.1 in front of Coder
+    (which it reaches through the ingress, verifying the exported CA).
 Targets (printed PASS/FAIL, never a failed exit because of timing): re-run <= 1.5x the floor; unchanged users cost one
 list call and zero writes; unchanged templates zero writes (calls per template reported).
 """
@@ -29,6 +29,7 @@ import http.client
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,9 @@ KUBECONFIG = STATE / "kubeconfig"
 HELM = STATE / "bin" / "helm"
 KUBECTL = STATE / "bin" / "kubectl"
 NS = "coder"
+# the platform site.yml installs with inventories/testbed, and the CA its ingress role exports
+CODER_URL = "https://coder.testbed.local"
+CODER_CA = STATE / "coder-ca.crt"
 TINY_TEMPLATE = """terraform {
   required_providers {
     coder = { source = "coder/coder" }
@@ -86,8 +90,9 @@ def timed(fn, *a, **kw):
 class Proxy:
     """Reverse proxy on 127.0.0.1 that counts (method, path) of every Coder API call."""
 
-    def __init__(self, upstream: str):
+    def __init__(self, upstream: str, ca: Path):
         self.upstream = urlsplit(upstream)
+        tls = ssl.create_default_context(cafile=str(ca))
         self.calls: Counter = Counter()
         proxy = self
 
@@ -102,7 +107,8 @@ class Proxy:
                 if self.headers.get("Content-Length"):
                     body = self.rfile.read(int(self.headers["Content-Length"]))
                 proxy.calls[(self.command, self.path.split("?")[0])] += 1
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=300)
+                up = proxy.upstream
+                conn = http.client.HTTPSConnection(up.hostname, up.port, timeout=300, context=tls)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
@@ -170,9 +176,6 @@ def reset() -> float:
             "--timeout=300s",
         ]
     )
-    sh(["bash", "testbed/svc_30_coder.sh", "stop"], check=False)
-    sh(["bash", "testbed/svc_20_postgres.sh", "reset-db"])
-    sh(["bash", "testbed/svc_30_coder.sh", "start"], timeout=600)
     return round(time.monotonic() - t, 1)
 
 
@@ -192,16 +195,12 @@ def floor(coder_url: str) -> dict:
         releases = json.loads(sh([str(HELM), *kc, "list", "-A", "-o", "json"]).stdout)
         charts = []
         for r in releases:
-            if r["name"] in ("coder", "ingress-nginx"):
+            if r["name"] == "coder":
                 vals = tmp / f"{r['name']}.json"
                 vals.write_text(
                     sh([str(HELM), *kc, "get", "values", r["name"], "-n", r["namespace"], "-o", "json"]).stdout
                 )
-                ref = {
-                    "coder": REPO / "tests/fixtures/charts/coder-standin",
-                    "ingress-nginx": REPO / "tests/fixtures/charts/ingress-nginx-standin",
-                }[r["name"]]
-                charts.append((r["name"], r["namespace"], ref, vals))
+                charts.append((r["name"], r["namespace"], STATE / "charts" / "coder.tgz", vals))
         steps = {}
         t0 = time.monotonic()
         ns_yaml = sh([str(KUBECTL), *kc, "create", "namespace", NS, "--dry-run=client", "-o", "yaml"]).stdout
@@ -235,7 +234,9 @@ def floor(coder_url: str) -> dict:
             ("users", "/api/v2/users"),
             ("templates", "/api/v2/templates"),
         ):
-            steps[f"GET {what}"], _ = timed(requests.get, coder_url + path, headers=hdr, timeout=30)
+            steps[f"GET {what}"], _ = timed(
+                requests.get, coder_url + path, headers=hdr, timeout=30, verify=str(CODER_CA)
+            )
         total = time.monotonic() - t0
         return {"seconds": round(total, 1), "steps": {k: round(v, 2) for k, v in steps.items()}}
     finally:
@@ -271,11 +272,12 @@ def cleanup(coder_url: str, n_users: int, n_tpl: int) -> None:
     token_s = json.loads(sh([str(KUBECTL), *kc, "-n", NS, "get", "secret", "coder-admin-token", "-o", "json"]).stdout)
     hdr = {"Coder-Session-Token": base64.b64decode(token_s["data"]["token"]).decode()}
     names = {f"bench-{i:02d}" for i in range(n_tpl)}
-    for t in requests.get(coder_url + "/api/v2/templates", headers=hdr, timeout=30).json():
+    ca = str(CODER_CA)
+    for t in requests.get(coder_url + "/api/v2/templates", headers=hdr, timeout=30, verify=ca).json():
         if t["name"] in names:
-            requests.delete(f"{coder_url}/api/v2/templates/{t['id']}", headers=hdr, timeout=60)
+            requests.delete(f"{coder_url}/api/v2/templates/{t['id']}", headers=hdr, timeout=60, verify=ca)
     for i in range(n_users):
-        requests.delete(f"{coder_url}/api/v2/users/bench{i:03d}", headers=hdr, timeout=30)
+        requests.delete(f"{coder_url}/api/v2/users/bench{i:03d}", headers=hdr, timeout=30, verify=ca)
 
 
 def ratio(a: float, b: float) -> float:
@@ -289,11 +291,10 @@ def main() -> int:
     ap.add_argument("--output", default=str(REPO / "bench" / "results.json"))
     args = ap.parse_args()
     n_users, n_tpl = (5, 2) if args.short else (100, 20)
-    for f in (KUBECONFIG, HELM, KUBECTL, STATE / "coder-url"):
+    for f in (KUBECONFIG, HELM, KUBECTL):
         if not f.exists():
             sys.exit(f"bench: {f} missing: start the testbed first (bash testbed/up.sh)")
-    coder_url = (STATE / "coder-url").read_text().strip()
-    proxy = Proxy(coder_url)
+    proxy = Proxy(CODER_URL, CODER_CA)
     overrides = {"coder_url": proxy.url}
     via_proxy = ["-e", json.dumps(overrides)]
     tmp = Path(tempfile.mkdtemp(prefix="coderstack-bench-"))
@@ -314,7 +315,7 @@ def main() -> int:
             results["rerun_untuned"] = ansible(
                 pb, via_proxy, {"ANSIBLE_PIPELINING": "False", "ANSIBLE_GATHERING": "implicit", "ANSIBLE_FORKS": "5"}
             )
-        results["floor"] = floor(coder_url)
+        results["floor"] = floor(CODER_URL)
         sv = scale_vars(tmp, n_users, n_tpl)
         scale = [*via_proxy, "-e", f"@{sv}"]
         results["scale_setup"] = ansible(pb, scale)
@@ -323,7 +324,7 @@ def main() -> int:
         results["scale_rerun"]["coder_api"] = proxy.summary()
         results["scale"] = {"users": n_users, "templates": n_tpl}
         # leave the testbed as the inventory has it: the bench's users and templates are deleted
-        results["scale_cleanup_seconds"], _ = timed(cleanup, coder_url, n_users, n_tpl)
+        results["scale_cleanup_seconds"], _ = timed(cleanup, CODER_URL, n_users, n_tpl)
     finally:
         proxy.server.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)

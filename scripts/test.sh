@@ -16,6 +16,14 @@ ruff format --check .
 say "ansible-lint (production profile)"
 ansible-lint --profile production
 
+# The host as it is before any testbed runs: after the last testbed/down.sh, tests/integration/hoststate checks that
+# the testbed put every interface, route, iptables chain, mount, /etc/hosts line and sysctl back.
+snapshot=""
+if ! bash testbed/status.sh >/dev/null 2>&1; then
+  snapshot=$(mktemp /tmp/coderstack-host-before.XXXXXX.json)
+  python tests/helpers/hoststate.py "$snapshot"
+fi
+
 # First the whole product from a cold testbed: molecule's create starts the testbed when it is not running
 # (and destroy stops it again), converge runs site.yml, idempotence requires changed=0, verify checks it.
 say "molecule default (site.yml on the testbed: converge, idempotence, verify)"
@@ -31,7 +39,7 @@ cleanup() { if [ "$started" = 1 ]; then bash testbed/down.sh || true; fi; }
 trap cleanup EXIT
 
 say "pytest"
-pytest -ra tests
+pytest -ra tests --ignore=tests/integration/hoststate
 
 say "bench (short mode: checks that it runs; figures in bench/results.json)"
 python bench/run.py --short --output "$repo/.testbed/bench-short.json"
@@ -42,5 +50,11 @@ for s in molecule/*/; do
   [ "$s" = default ] && continue
   molecule test -s "$s"
 done
+
+if [ -n "$snapshot" ]; then
+  cleanup; started=0
+  say "the host after testbed/down.sh is as before testbed/up.sh"
+  CODERSTACK_HOST_SNAPSHOT=$snapshot pytest -ra tests/integration/hoststate
+fi
 
 say "all tests passed in $((SECONDS - t0))s"

@@ -57,6 +57,27 @@ TESTBED_CODER_PORT=${TESTBED_CODER_PORT:-13000}
 TESTBED_REGISTRY_PORT=${TESTBED_REGISTRY_PORT:-15000}
 export TESTBED_ETCD_PORT TESTBED_ETCD_PEER_PORT TESTBED_APISERVER_PORT TESTBED_POSTGRES_PORT TESTBED_CODER_PORT TESTBED_REGISTRY_PORT
 
+# The testbed's own network (testbed/net.sh): a bridge on the host whose address is the real node's IP. Pods live
+# in TESTBED_POD_CIDR on that bridge; what pods must reach (kube-apiserver, registry, PostgreSQL) listens on
+# TESTBED_NODE_IP. Nothing on it is routed beyond the machine (net.sh drops every forwarded packet that does not
+# stay on the bridge). kwok's simulated pods get addresses in TESTBED_KWOK_CIDR, which is unreachable from the host.
+TESTBED_BRIDGE=${TESTBED_BRIDGE:-cstb0}
+TESTBED_NET_PREFIX=${TESTBED_NET_PREFIX:-10.85.0}
+TESTBED_NODE_IP=$TESTBED_NET_PREFIX.1
+TESTBED_POD_CIDR=$TESTBED_NET_PREFIX.0/24
+TESTBED_SERVICE_CIDR=${TESTBED_SERVICE_CIDR:-10.96.0.0/16}
+TESTBED_KWOK_CIDR=${TESTBED_KWOK_CIDR:-10.244.0.0/16}
+TESTBED_API_SERVICE_IP=10.96.0.1
+TESTBED_DNS_IP=${TESTBED_DNS_IP:-10.96.0.10}
+TESTBED_INGRESS_IP=${TESTBED_INGRESS_IP:-10.96.0.80}
+# The DNS zone the testbed answers for (CoreDNS in the cluster, marked /etc/hosts lines on the host).
+TESTBED_DOMAIN_ZONE=${TESTBED_DOMAIN_ZONE:-testbed.local}
+# The real node (kubelet + containerd + kube-proxy, testbed/svc_40_node.sh).
+TESTBED_NODE_NAME=${TESTBED_NODE_NAME:-testbed-real-1}
+TESTBED_REGISTRY="$TESTBED_NODE_IP:$TESTBED_REGISTRY_PORT"
+export TESTBED_BRIDGE TESTBED_NODE_IP TESTBED_POD_CIDR TESTBED_SERVICE_CIDR TESTBED_KWOK_CIDR TESTBED_DNS_IP \
+  TESTBED_INGRESS_IP TESTBED_DOMAIN_ZONE TESTBED_NODE_NAME TESTBED_REGISTRY
+
 # start_daemon NAME CMD...: run CMD in the background, logs in $state/logs/NAME.log, pid in $state/pids/NAME.pid
 start_daemon() {
   local name=$1; shift

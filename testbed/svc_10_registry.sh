@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
-# The testbed's container registry: Debian's docker-registry (distribution v2) on
-# 127.0.0.1:$TESTBED_REGISTRY_PORT with TLS (self-signed CA + server cert, openssl) and htpasswd
+# The testbed's container registry: Debian's docker-registry (distribution v2) on the node IP
+# ($TESTBED_REGISTRY: the host pushes there, the real node's containerd pulls from there) with TLS (self-signed CA + server cert, openssl) and htpasswd
 # (bcrypt) auth. Everything it owns lives in $state/registry/ (generated once, kept across restarts):
 #   tls/        ca.key ca.crt server.key server.crt
 #   ca/ca.crt   the CA alone: a --cert-dir for podman/buildah/skopeo
 #   username, password (0600), htpasswd, config.yml, data/ (the blobs)
-# and $state/registry-url (127.0.0.1:15000), $state/registry-ca (path of the CA file).
+# and $state/registry-url ($TESTBED_REGISTRY), $state/registry-ca (path of the CA file).
 # Usage: svc_10_registry.sh start|stop|status
 set -euo pipefail
 # shellcheck source=testbed/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 dir="$state/registry"
-addr="127.0.0.1:$TESTBED_REGISTRY_PORT"
+addr=$TESTBED_REGISTRY
 
 generate() {
   mkdir -p "$dir/tls" "$dir/ca" "$dir/data"
   chmod 0700 "$dir/tls"
+  if [ -s "$dir/tls/server.crt" ] && ! openssl x509 -in "$dir/tls/server.crt" -noout -ext subjectAltName | grep -q "IP Address:$TESTBED_NODE_IP\b"; then
+    rm -f "$dir/tls/server.crt"   # from before the registry listened on the node IP
+  fi
   if [ ! -s "$dir/tls/server.crt" ]; then
-    log "registry: generating a CA and a server certificate for 127.0.0.1/localhost"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=coderstack testbed registry CA" \
+    log "registry: generating a CA and a server certificate for $TESTBED_NODE_IP, 127.0.0.1 and localhost"
+    [ -s "$dir/tls/ca.key" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=coderstack testbed registry CA" \
       -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.crt" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
       -keyout "$dir/tls/server.key" -out "$dir/tls/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$dir/tls/server.ext"
+    printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' "$TESTBED_NODE_IP" >"$dir/tls/server.ext"
     openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.crt" -CAkey "$dir/tls/ca.key" \
       -CAcreateserial -days 825 -extfile "$dir/tls/server.ext" -out "$dir/tls/server.crt" 2>/dev/null
     chmod 0600 "$dir/tls/ca.key" "$dir/tls/server.key"

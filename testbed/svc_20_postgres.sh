@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# PostgreSQL for the testbed's Coder server: 127.0.0.1:$TESTBED_POSTGRES_PORT, data in $state/postgres.
+# An external PostgreSQL for the testbed (postgres_mode: external tests, throwaway Coder servers of the tests):
+# 127.0.0.1:$TESTBED_POSTGRES_PORT and $TESTBED_NODE_IP:$TESTBED_POSTGRES_PORT (pods), data in $state/postgres.
 # Uses the Debian `postgresql` package (newest major under /usr/lib/postgresql/*/bin). As root the server runs as
 # the `postgres` OS user (initdb refuses root). Leaves behind:
 #   $state/postgres-password  password of role `coder` (generated once, mode 0600)
@@ -52,7 +53,7 @@ case ${1:-status} in
     if ! ready; then
       runas=(); if [ "$(id -u)" = 0 ]; then runas=(runuser -u postgres --); fi
       start_daemon postgres env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "${runas[@]}" \
-        "$pgbin/postgres" -D "$data" -p "$port" -k "$sock" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200
+        "$pgbin/postgres" -D "$data" -p "$port" -k "$sock" -c "listen_addresses=127.0.0.1,$TESTBED_NODE_IP" -c fsync=off -c synchronous_commit=off -c max_connections=200
       wait_for "PostgreSQL on 127.0.0.1:$port" 60 ready_or_dead; ready || { tail -n 30 "$state/logs/postgres.log" >&2; die "PostgreSQL did not start"; }
     fi
     ensure_db

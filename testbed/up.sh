@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Start the coderstack testbed: a real Kubernetes control plane on loopback (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler), nodes simulated by kwok, a dynamic hostPath provisioner
-# behind the default StorageClass, then the extra services (testbed/svc_*.sh: registry, PostgreSQL,
-# Coder). Idempotent: what already runs is left alone. Writes $state/kubeconfig.
+# Start the coderstack testbed, all on this machine and on networks it makes itself:
+#   - its network (testbed/net.sh: a bridge whose address is the real node's IP, forwarding limited to it);
+#   - a real Kubernetes control plane (etcd on loopback; kube-apiserver on the node IP, where pods reach it
+#     through the `kubernetes` Service; kube-controller-manager, kube-scheduler);
+#   - simulated nodes (kwok), tainted kwok.x-k8s.io/node=fake:NoSchedule so that only pods which tolerate it
+#     (scale tests) land there; a dynamic hostPath provisioner behind the default StorageClass;
+#   - then testbed/svc_*.sh in order: registry, PostgreSQL, the locally built images, the real node
+#     (containerd + kubelet + kube-proxy), cluster DNS and the ingress controller.
+# Idempotent: what already runs is left alone. Writes $state/kubeconfig. testbed/down.sh undoes all of it.
 set -euo pipefail
 # shellcheck source=testbed/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -35,17 +40,28 @@ if [ ! -f "$pki/ca.crt" ]; then
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 fi
-cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+# (re)made when it does not name the node IP (state from before the real node)
+if [ -f "$pki/apiserver.crt" ] && ! openssl x509 -in "$pki/apiserver.crt" -noout -ext subjectAltName | grep -q "IP Address:$TESTBED_NODE_IP\b"; then
+  rm -f "$pki/apiserver.crt" "$pki/apiserver.key"
+fi
+cert apiserver "/CN=kube-apiserver" "IP:127.0.0.1,IP:$TESTBED_NODE_IP,IP:$TESTBED_API_SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 cert admin "/O=system:masters/CN=coderstack-admin"
 cert controller-manager "/CN=system:kube-controller-manager"
 cert scheduler "/CN=system:kube-scheduler"
 cert kwok "/O=system:masters/CN=kwok"
+cert apiserver-kubelet-client "/CN=kube-apiserver-kubelet-client"
+# the real node (testbed/svc_40_node.sh): kubelet client and serving certificates, kube-proxy
+cert kubelet "/O=system:nodes/CN=system:node:$TESTBED_NODE_NAME"
+cert kubelet-serving "/CN=$TESTBED_NODE_NAME" "IP:$TESTBED_NODE_IP,DNS:$TESTBED_NODE_NAME"
+cert kube-proxy "/CN=system:kube-proxy"
 chmod 600 "$pki"/*.key
 
-server="https://127.0.0.1:$TESTBED_APISERVER_PORT"
+bash "$testbed_here/net.sh" up
+server="https://$TESTBED_NODE_IP:$TESTBED_APISERVER_PORT"
 kubeconfig() { # kubeconfig FILE USER: a kubeconfig with embedded certificates
   local file=$1 user=$2
-  [ -f "$file" ] && return 0
+  if [ -f "$file" ] && grep -q "server: $server\$" "$file"; then return 0; fi
+  rm -f "$file"
   KUBECONFIG=$file kubectl config set-cluster coderstack-testbed --server="$server" \
     --certificate-authority="$pki/ca.crt" --embed-certs=true >/dev/null
   KUBECONFIG=$file kubectl config set-credentials "$user" --client-certificate="$pki/$user.crt" \
@@ -58,6 +74,8 @@ kubeconfig "$state/kubeconfig" admin
 kubeconfig "$pki/controller-manager.kubeconfig" controller-manager
 kubeconfig "$pki/scheduler.kubeconfig" scheduler
 kubeconfig "$pki/kwok.kubeconfig" kwok
+kubeconfig "$pki/kubelet.kubeconfig" kubelet
+kubeconfig "$pki/kube-proxy.kubeconfig" kube-proxy
 export KUBECONFIG=$state/kubeconfig
 
 # --- control plane --------------------------------------------------------------------------
@@ -70,12 +88,14 @@ wait_for "etcd on 127.0.0.1:$TESTBED_ETCD_PORT" 30 curl -fsS "http://127.0.0.1:$
   || { tail -n 30 "$state/logs/etcd.log" >&2; die "etcd did not become healthy"; }
 
 start_daemon kube-apiserver kube-apiserver --etcd-servers "http://127.0.0.1:$TESTBED_ETCD_PORT" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$TESTBED_APISERVER_PORT" \
+  --bind-address "$TESTBED_NODE_IP" --advertise-address "$TESTBED_NODE_IP" --secure-port "$TESTBED_APISERVER_PORT" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-  --service-cluster-ip-range 10.96.0.0/16 --authorization-mode Node,RBAC --allow-privileged=true \
-  --endpoint-reconciler-type none --profiling=false --v=1 \
+  --service-cluster-ip-range "$TESTBED_SERVICE_CIDR" --authorization-mode Node,RBAC --allow-privileged=true \
+  --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP,Hostname \
+  --profiling=false --v=1 \
   --disable-admission-plugins TaintNodesByCondition
 wait_for "kube-apiserver on $server (/readyz)" 90 curl -fsS --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" "$server/readyz" \
   || { tail -n 40 "$state/logs/kube-apiserver.log" >&2; die "kube-apiserver did not become ready"; }
@@ -90,7 +110,7 @@ start_daemon kube-scheduler kube-scheduler --kubeconfig "$pki/scheduler.kubeconf
   --authentication-kubeconfig "$pki/scheduler.kubeconfig" --authorization-kubeconfig "$pki/scheduler.kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 --v=1
 start_daemon kwok kwok --kubeconfig "$pki/kwok.kubeconfig" --manage-all-nodes=false \
-  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --cidr 10.244.0.0/16 --node-ip 127.0.0.1 \
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --cidr "$TESTBED_KWOK_CIDR" --node-ip 127.0.0.1 \
   --node-lease-duration-seconds 40 --server-address ""
 
 # --- cluster content: simulated nodes, storage, testbed marker ------------------------------
@@ -103,6 +123,8 @@ metadata:
   name: testbed-node-$i
   annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
   labels: {kubernetes.io/os: linux, kubernetes.io/arch: amd64, kubernetes.io/hostname: testbed-node-$i, type: kwok}
+spec:
+  taints: [{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]
 status:
   capacity: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 200Gi}
   allocatable: {cpu: "16", memory: 64Gi, pods: "110", ephemeral-storage: 200Gi}
@@ -124,7 +146,14 @@ allowVolumeExpansion: true
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: coderstack-testbed, namespace: kube-system}
-data: {description: "coderstack testbed: kube-apiserver on loopback, nodes simulated by kwok"}
+data: {description: "coderstack testbed: one real node ($TESTBED_NODE_NAME) and kwok-simulated nodes"}
+---
+# The kube-apiserver calls kubelets (logs, exec, port-forward) with this client certificate.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: coderstack-testbed-apiserver-kubelet}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:kubelet-api-admin"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: kube-apiserver-kubelet-client}]
 YAML
 } >"$state/cluster.yaml"
 kubectl apply --server-side --field-manager coderstack-testbed -f "$state/cluster.yaml" >/dev/null
@@ -137,7 +166,7 @@ wait_for "the default service account in namespace default" 60 kubectl get servi
   || { tail -n 30 "$state/logs/kube-controller-manager.log" >&2; die "kube-controller-manager is not creating service accounts"; }
 log "control plane ready at $server in $((SECONDS - t0))s (kubeconfig $state/kubeconfig)"
 
-# --- extra services (registry, PostgreSQL, Coder) --------------------------------------------
+# --- extra services (registry, PostgreSQL, images, the real node, DNS and ingress) -------------
 for svc in "$testbed_here"/svc_*.sh; do
   [ -e "$svc" ] || continue
   [ -n "${TESTBED_SKIP_SERVICES:-}" ] && break

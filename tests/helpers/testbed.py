@@ -30,5 +30,33 @@ class Testbed:
             return False
 
     def read(self, name: str) -> str:
-        """A value the testbed wrote into its state dir (e.g. postgres-url, coder-url)."""
+        """A value the testbed wrote into its state dir (e.g. postgres-url, registry-url)."""
         return (self.state / name).read_text().strip()
+
+    @property
+    def node_ip(self) -> str:
+        """The real node's IP, where the registry and the external PostgreSQL also listen (pods reach it)."""
+        return self.read("registry-url").split(":")[0]
+
+    # The platform site.yml installs with inventories/testbed: Coder in the cluster, behind the ingress, its
+    # certificate signed by the CA the ingress role exports into the state dir.
+    coder_url = "https://coder.testbed.local"
+
+    @property
+    def coder_ca(self) -> Path:
+        return self.state / "coder-ca.crt"
+
+    def coder(self, kube, path: str, method: str = "GET", **kwargs):
+        """Call the platform's Coder API as the admin (token from Secret coder/coder-admin-token)."""
+        import base64
+
+        import requests
+        from kubernetes import client
+
+        token = client.CoreV1Api(kube).read_namespaced_secret("coder-admin-token", "coder").data["token"]
+        hdr = {"Coder-Session-Token": base64.b64decode(token).decode()}
+        resp = requests.request(
+            method, self.coder_url + path, headers=hdr, timeout=30, verify=str(self.coder_ca), **kwargs
+        )
+        resp.raise_for_status()
+        return resp.json() if resp.content else None

@@ -1,8 +1,9 @@
-"""postgres_backup against the testbed's real PostgreSQL: dump, drop a row, restore, the row is back.
+"""postgres_backup against real PostgreSQL servers: dump, drop a row, restore, the row is back.
 
-The round trip runs on a scratch database (created as the server's superuser through its Unix socket) and a
-scratch namespace holding its coder-db-url Secret, so the shared Coder database is never restored over while the
-Coder server runs. One test dumps the real Coder database (read-only)."""
+The round trip runs on a scratch database of the testbed's external PostgreSQL (created as the server's superuser
+through its Unix socket; its URL names the node IP, which the control host and pods both reach) and a scratch
+namespace holding its coder-db-url Secret, so the platform's database is never restored over. Job mode runs pg_dump
+in a pod on the real node. One test dumps the platform's in-cluster Coder database (read-only) with a Job."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def scratch(testbed, kube):
     db, ns = f"bk_{suffix}", f"bk-{suffix}"
     _admin_sql(testbed, f"CREATE DATABASE {db} OWNER coder")
     base = testbed.read("postgres-url")
-    url = base.replace("/coder?", f"/{db}?")
+    url = base.replace("/coder?", f"/{db}?").replace("@127.0.0.1:", f"@{testbed.node_ip}:")
     core = client.CoreV1Api(kube)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     core.create_namespaced_secret(
@@ -83,9 +84,12 @@ def _exec(url: str, sql: str) -> None:
     conn.close()
 
 
+LOCAL = {"postgres_backup_mode": "local"}
+
+
 def test_backup_drop_restore_row_is_back(scratch, playbook, tmp_path):
     _exec(scratch["url"], "CREATE TABLE probe (note text); INSERT INTO probe VALUES ('keep-me'), ('other')")
-    ev = {"coderstack_namespace": scratch["ns"], "postgres_backup_dir": str(tmp_path)}
+    ev = {"coderstack_namespace": scratch["ns"], "postgres_backup_dir": str(tmp_path), **LOCAL}
     res = playbook("playbooks/backup.yml", extra_vars=ev)
     assert res.rc == 0, res.output
     dumps = list(tmp_path.glob("coder-*.dump"))
@@ -105,7 +109,7 @@ def test_backup_drop_restore_row_is_back(scratch, playbook, tmp_path):
 
 
 def test_restore_needs_a_named_existing_dump(scratch, playbook, tmp_path):
-    ev = {"coderstack_namespace": scratch["ns"], "postgres_backup_dir": str(tmp_path)}
+    ev = {"coderstack_namespace": scratch["ns"], "postgres_backup_dir": str(tmp_path), **LOCAL}
     res = playbook("playbooks/restore.yml", extra_vars=ev)
     assert res.rc != 0 and "set postgres_backup_file" in res.output, res.output
     res = playbook("playbooks/restore.yml", extra_vars={**ev, "postgres_backup_file": "coder-nope.dump"})
@@ -116,7 +120,11 @@ def test_restore_needs_a_named_existing_dump(scratch, playbook, tmp_path):
 def test_backup_without_url_secret_fails_naming_it(testbed, playbook, tmp_path):
     res = playbook(
         "playbooks/backup.yml",
-        extra_vars={"coderstack_namespace": "bk-missing-" + uuid.uuid4().hex[:6], "postgres_backup_dir": str(tmp_path)},
+        extra_vars={
+            "coderstack_namespace": "bk-missing-" + uuid.uuid4().hex[:6],
+            "postgres_backup_dir": str(tmp_path),
+            **LOCAL,
+        },
     )
     assert res.rc != 0 and "postgres_backup_url_secret_name" in res.output, res.output
     assert not list(tmp_path.glob("*.dump"))
@@ -125,25 +133,41 @@ def test_backup_without_url_secret_fails_naming_it(testbed, playbook, tmp_path):
 def test_check_mode_writes_no_dump(scratch, playbook, tmp_path):
     out = tmp_path / "dumps"
     ev = {"coderstack_namespace": scratch["ns"], "postgres_backup_dir": str(out)}
-    res = playbook("playbooks/backup.yml", extra_vars=ev, args=["--check"])
+    res = playbook("playbooks/backup.yml", extra_vars={**ev, **LOCAL}, args=["--check"])
     assert res.rc == 0, res.output
     assert not out.exists() or not list(out.glob("*.dump"))
 
 
-def test_coder_database_dump_has_coders_tables(converged, testbed, playbook, tmp_path):
-    """The real Coder database (testbed inventory, external mode) is dumped; pg_restore lists Coder's tables."""
-    need((testbed.state / "coder-url").exists(), "testbed Coder server is not running")
-    res = playbook("playbooks/backup.yml", extra_vars={"postgres_backup_dir": str(tmp_path), "postgres_backup_keep": 1})
+def _dumps_on_pvc(kube, ns: str, pvc: str = "coder-db-backups") -> list[Path]:
+    """The dumps a Job wrote: the PVC's volume is a directory of the testbed's hostPath provisioner."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    pv = core.read_persistent_volume(core.read_namespaced_persistent_volume_claim(pvc, ns).spec.volume_name)
+    return sorted(Path(pv.spec.host_path.path).glob("coder-*.dump"))
+
+
+def test_coder_database_dump_has_coders_tables(converged, kube, playbook):
+    """The platform's in-cluster Coder database is dumped by a Job on the real node; pg_restore lists Coder's tables."""
+    before = _dumps_on_pvc(kube, "coder") if _pvc_exists(kube, "coder") else []
+    res = playbook("playbooks/backup.yml")
     assert res.rc == 0, res.output
-    dumps = sorted(tmp_path.glob("coder-*.dump"))
-    assert len(dumps) == 1
+    dumps = [d for d in _dumps_on_pvc(kube, "coder") if d not in before]
+    assert len(dumps) == 1, dumps
     listing = subprocess.run(["pg_restore", "--list", str(dumps[0])], capture_output=True, text=True, check=True).stdout
     assert "TABLE public users" in listing and "TABLE public templates" in listing
 
 
-def test_job_mode_applies_a_pg_dump_job_on_a_pvc(scratch, kube, playbook):
-    """Job mode (for in-cluster databases): the Job and its PVC are applied as rendered. kwok simulates the pod,
-    so no dump is really written here; the dump itself is covered by the local-mode tests."""
+def _pvc_exists(kube, ns: str) -> bool:
+    from kubernetes import client
+
+    claims = client.CoreV1Api(kube).list_namespaced_persistent_volume_claim(ns).items
+    return any(p.metadata.name == "coder-db-backups" for p in claims)
+
+
+def test_job_mode_runs_pg_dump_in_a_job_on_a_pvc(scratch, kube, playbook):
+    """Job mode (for in-cluster databases): the Job and its PVC are applied as rendered, the pod runs on the real
+    node and writes the dump onto the PVC; the URL with its password is never on the command line."""
     from kubernetes import client
 
     ev = {"coderstack_namespace": scratch["ns"], "postgres_backup_mode": "job", "postgres_backup_timeout": 120}
@@ -156,7 +180,7 @@ def test_job_mode_applies_a_pg_dump_job_on_a_pvc(scratch, kube, playbook):
     assert job.spec.backoff_limit == 0
     pod = job.spec.template.spec
     c = pod.containers[0]
-    assert c.image == "docker.io/library/postgres:17.6"
+    assert c.image.endswith("/coderstack-testbed/postgres:15")
     env = {e.name: e for e in c.env}
     assert env["PGURL"].value_from.secret_key_ref.name == "coder-db-url"
     assert env["PGURL"].value_from.secret_key_ref.key == "url"
@@ -166,14 +190,18 @@ def test_job_mode_applies_a_pg_dump_job_on_a_pvc(scratch, kube, playbook):
     pvc = client.CoreV1Api(kube).read_namespaced_persistent_volume_claim("coder-db-backups", scratch["ns"])
     assert pvc.spec.resources.requests["storage"] == "10Gi"
     assert job.status.succeeded == 1
+    dumps = _dumps_on_pvc(kube, scratch["ns"])
+    assert [d.name for d in dumps] == [env["DUMP"].value]
+    listing = subprocess.run(["pg_restore", "--list", str(dumps[0])], capture_output=True, text=True, check=True).stdout
+    assert "coder" in listing  # the owner of the scratch database's schema objects
 
 
-def test_upgrade_playbook_dumps_then_upgrades(converged, testbed, playbook, tmp_path):
-    """upgrade.yml = backup.yml then coder.yml; on the testbed the chart is the local stand-in (version ignored)."""
-    need((testbed.state / "coder-url").exists(), "testbed Coder server is not running")
-    res = playbook("playbooks/upgrade.yml", extra_vars={"postgres_backup_dir": str(tmp_path)})
+def test_upgrade_playbook_dumps_then_upgrades(converged, kube, playbook):
+    """upgrade.yml = backup.yml (a Job on the testbed) then coder.yml (the same pinned chart: nothing to upgrade)."""
+    before = _dumps_on_pvc(kube, "coder") if _pvc_exists(kube, "coder") else []
+    res = playbook("playbooks/upgrade.yml")
     assert res.rc == 0, res.output
-    assert len(list(tmp_path.glob("coder-*.dump"))) == 1
+    assert len([d for d in _dumps_on_pvc(kube, "coder") if d not in before]) == 1
     assert "TASK [coder : Coder Helm release" in res.output
 
 

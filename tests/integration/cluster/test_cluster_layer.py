@@ -20,6 +20,44 @@ def _url_secret(core, ns: str) -> str:
     return base64.b64decode(core.read_namespaced_secret("coder-db-url", ns).data["url"]).decode()
 
 
+def test_helm_path_installs_an_ingress_nginx_release(playbook, kube, testbed, namespace, repo):
+    """ingress_controller: helm with the ingress-nginx values interface (the stand-in chart: ingress-nginx cannot be
+    built here); its controller is placed on the simulated nodes through the chart's own nodeSelector/tolerations."""
+    import subprocess
+
+    from kubernetes import client
+
+    cls = f"nginx-{namespace}"
+    extra = {
+        "coderstack_namespace": namespace,
+        "ingress_controller": "helm",
+        "ingress_class_name": cls,
+        "ingress_class_default": False,
+        "ingress_namespace": namespace,
+        "ingress_release_name": "ingress-nginx",
+        "ingress_chart_ref": str(repo / "tests/fixtures/charts/ingress-nginx-standin"),
+        "ingress_chart_repo_url": "",
+        "ingress_chart_values": {
+            "controller": {
+                "nodeSelector": {"type": "kwok"},
+                "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+            }
+        },
+    }
+    try:
+        res = playbook("playbooks/ingress.yml", extra_vars=extra)
+        assert res.rc == 0, res.output[-3000:]
+        ic = client.NetworkingV1Api(kube).read_ingress_class(cls)
+        assert ic.spec.controller == "k8s.io/ingress-nginx"
+        dep = client.AppsV1Api(kube).read_namespaced_deployment("ingress-nginx-controller", namespace)
+        assert dep.status.ready_replicas == 1
+        again = playbook("playbooks/ingress.yml", extra_vars=extra)
+        assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+    finally:
+        helm = [str(testbed.bin / "helm"), "--kubeconfig", str(testbed.kubeconfig)]
+        subprocess.run([*helm, "uninstall", "ingress-nginx", "-n", namespace], capture_output=True, check=False)
+
+
 def test_external_url_is_checked_and_written(playbook, core, namespace, postgres_url):
     res = playbook("playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace})
     assert res.rc == 0, res.output[-3000:]

@@ -12,7 +12,7 @@ import time
 from urllib.parse import unquote, urlsplit
 
 import pytest
-from helpers.parts import REPO, need
+from helpers.parts import REPO
 
 pytestmark = pytest.mark.slow
 EXCLUDED = {".testbed", ".venv", ".git", ".pytest_cache", ".ruff_cache", "__pycache__", "node_modules"}
@@ -52,7 +52,6 @@ def _repo_files():
 
 
 def test_vvv_converge_leaks_no_secret(testbed, kube, playbook):
-    need((testbed.state / "coder-url").exists(), "testbed Coder server is not running")
     started = time.time()
     res = playbook("site.yml", args=["-vvv"], timeout=900)
     assert res.rc == 0, res.output[-4000:]

@@ -38,13 +38,22 @@ def test_server_reports_its_real_version(kube):
     assert info.git_version.startswith("v1.34."), info.git_version
 
 
-def test_simulated_nodes_are_ready_and_schedulable(kube):
+def test_one_real_node_and_tainted_simulated_nodes_are_ready(kube):
     nodes = client.CoreV1Api(kube).list_node().items
-    assert len(nodes) >= 1
+    real = [n for n in nodes if (n.metadata.labels or {}).get("coderstack.io/testbed-node") == "real"]
+    fake = [n for n in nodes if (n.metadata.labels or {}).get("type") == "kwok"]
+    assert len(real) == 1 and len(fake) >= 1, [n.metadata.name for n in nodes]
     for node in nodes:
         ready = {c.type: c.status for c in node.status.conditions}["Ready"]
         assert ready == "True", node.metadata.name
-        assert not [t for t in (node.spec.taints or []) if t.effect == "NoSchedule"], node.spec.taints
+    # the real node: a kubelet and a container runtime that report themselves; schedulable by anything
+    info = real[0].status.node_info
+    assert info.kubelet_version.startswith("v1.34."), info.kubelet_version
+    assert info.container_runtime_version.startswith("containerd://"), info.container_runtime_version
+    assert not real[0].spec.taints
+    # the simulated nodes only take pods that tolerate them
+    for node in fake:
+        assert {(t.key, t.effect) for t in node.spec.taints or []} == {("kwok.x-k8s.io/node", "NoSchedule")}
 
 
 def test_deployment_through_kubernetes_core_becomes_available(testbed, kube, playbook):
@@ -55,9 +64,16 @@ def test_deployment_through_kubernetes_core_becomes_available(testbed, kube, pla
     try:
         dep = apps.read_namespaced_deployment("web", ns)
         assert dep.status.available_replicas == 2
-        pods = client.CoreV1Api(kube).list_namespaced_pod(ns, label_selector="app=web").items
-        assert {p.spec.node_name.startswith("testbed-node-") for p in pods} == {True}
-        assert all(p.status.phase == "Running" for p in pods)
+        core = client.CoreV1Api(kube)
+        pods = core.list_namespaced_pod(ns, label_selector="app=web").items
+        # really running: on the real node, with a container ID from containerd and a pod IP on the testbed bridge
+        assert {p.spec.node_name for p in pods} == {"testbed-real-1"}
+        for p in pods:
+            assert p.status.phase == "Running"
+            assert p.status.container_statuses[0].container_id.startswith("containerd://")
+            assert p.status.pod_ip.startswith("10.85.0."), p.status.pod_ip
+        sim = core.list_namespaced_pod(ns, label_selector="app=sim").items
+        assert len(sim) == 3 and {p.spec.node_name.startswith("testbed-node-") for p in sim} == {True}
         pvc = wait_until(
             f"PVC {ns}/data to be Bound",
             lambda: (

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# The testbed's real node, $TESTBED_NODE_NAME on $TESTBED_NODE_IP: Debian's containerd + runc, the CNI plugins
+# (bridge on $TESTBED_BRIDGE, host-local IPAM in $TESTBED_POD_CIDR, portmap for hostPorts, loopback), and kubelet +
+# kube-proxy built from the same k8s.io/kubernetes module as the control plane (testbed/build.sh).
+#   - kubelet: x509 client certificate (system:node:<name>), serving certificate signed by the testbed CA, no
+#     anonymous access, Webhook authn/authz (the apiserver calls it with its own client certificate);
+#   - containerd pulls from the testbed registry with its CA and credentials, sandbox image = the local pause image;
+#   - kube-proxy (iptables mode) serves ClusterIPs and NodePorts on the node IP only.
+# Everything lives under $state/node; `stop` undoes every host change: pods and shims, kube-proxy's chains,
+# KUBE-FIREWALL, mounts under the kubelet root, /kubepods cgroups, CNI leftovers, the Node object.
+# Usage: svc_40_node.sh start|stop|status
+set -euo pipefail
+# shellcheck source=testbed/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+node=$TESTBED_NODE_NAME
+dir="$state/node"
+pki="$state/pki"
+sock="$dir/containerd/containerd.sock"
+kroot="$dir/kubelet"
+export PATH="$state/bin:$PATH"
+export KUBECONFIG="$state/kubeconfig"
+
+config() {
+  mkdir -p "$dir/containerd" "$dir/cni/net.d" "$dir/cni/ipam" "$dir/certs.d/$TESTBED_REGISTRY" "$kroot" "$dir/kube-proxy"
+  local user pass
+  user=$(cat "$state/registry/username"); pass=$(cat "$state/registry/password")
+  cat >"$dir/certs.d/$TESTBED_REGISTRY/hosts.toml" <<EOF
+server = "https://$TESTBED_REGISTRY"
+[host."https://$TESTBED_REGISTRY"]
+  capabilities = ["pull", "resolve"]
+  ca = "$state/registry/ca/ca.crt"
+EOF
+  (umask 077; cat >"$dir/containerd/config.toml" <<EOF
+# Written by testbed/svc_40_node.sh
+version = 2
+root = "$dir/containerd/root"
+state = "$dir/containerd/state"
+[grpc]
+  address = "$sock"
+[ttrpc]
+  address = "$sock.ttrpc"
+[debug]
+  level = "warn"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$TESTBED_REGISTRY/coderstack-testbed/pause:1"
+  # no CAP_SYS_RESOURCE for lowering oom_score_adj here
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$dir/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$dir/certs.d"
+    [plugins."io.containerd.grpc.v1.cri".registry.configs."$TESTBED_REGISTRY".auth]
+      username = "$user"
+      password = "$pass"
+EOF
+  )
+  cat >"$dir/cni/net.d/10-coderstack-testbed.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "coderstack-testbed",
+  "plugins": [
+    {"type": "bridge", "bridge": "$TESTBED_BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$dir/cni/ipam", "ranges": [[{"subnet": "$TESTBED_POD_CIDR", "gateway": "$TESTBED_NODE_IP"}]],
+              "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
+EOF
+  # pods with dnsPolicy Default get this (no resolver: nothing resolves beyond the testbed)
+  echo "# coderstack testbed: no upstream resolver" >"$dir/resolv.conf"
+  cat >"$dir/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $TESTBED_NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: ${TESTBED_KUBELET_HEALTHZ_PORT:-10248}
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $pki/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $pki/kubelet-serving.crt
+tlsPrivateKeyFile: $pki/kubelet-serving.key
+containerRuntimeEndpoint: unix://$sock
+cgroupDriver: cgroupfs
+failSwapOn: false
+failCgroupV1: false
+oomScoreAdj: 0
+makeIPTablesUtilChains: false
+clusterDNS: [$TESTBED_DNS_IP]
+clusterDomain: cluster.local
+resolvConf: $dir/resolv.conf
+evictionHard: {memory.available: "0%", nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+serializeImagePulls: false
+maxPods: 110
+staticPodPath: ""
+EOF
+  cat >"$dir/kube-proxy/config.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $pki/kube-proxy.kubeconfig}
+hostnameOverride: $node
+mode: iptables
+clusterCIDR: $TESTBED_POD_CIDR
+bindAddress: $TESTBED_NODE_IP
+healthzBindAddress: 127.0.0.1:${TESTBED_KUBE_PROXY_HEALTHZ_PORT:-10256}
+metricsBindAddress: 127.0.0.1:${TESTBED_KUBE_PROXY_METRICS_PORT:-10249}
+nodePortAddresses: [$TESTBED_NODE_IP/32]
+iptables: {localhostNodePorts: false, masqueradeAll: false}
+# 0 = leave the host's conntrack sysctls alone
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+EOF
+}
+
+node_ready() {
+  [ "$(kubectl get node "$node" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+start() {
+  for b in kubelet kube-proxy; do
+    [ -x "$state/bin/$b" ] || die "$state/bin/$b is missing: run scripts/setup.sh (testbed/build.sh)"
+  done
+  command -v containerd >/dev/null || die "containerd is missing (testbed/apt-packages.txt; run scripts/setup.sh)"
+  [ -f "$state/images/pause.pushed" ] || die "the pause image is not in the registry (testbed/svc_30_images.sh start)"
+  local t0=$SECONDS
+  config
+  # host paths containerd and CNI use whatever they are configured with: remember the ones that did not exist
+  local p
+  if [ ! -f "$dir/host-paths.absent" ]; then
+    for p in /run/containerd /var/lib/cni /run/netns /var/run/netns; do [ -e "$p" ] || echo "$p"; done >"$dir/host-paths.absent"
+  fi
+  start_daemon containerd containerd --config "$dir/containerd/config.toml"
+  wait_for "containerd on $sock" 30 ctr --address "$sock" version \
+    || { tail -n 30 "$state/logs/containerd.log" >&2; die "containerd did not start"; }
+  start_daemon kubelet kubelet --config "$dir/kubelet.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
+    --root-dir "$kroot" --hostname-override "$node" --node-ip "$TESTBED_NODE_IP" \
+    --node-labels "coderstack.io/testbed-node=real" --v=1
+  start_daemon kube-proxy kube-proxy --config "$dir/kube-proxy/config.yaml" --v=1
+  wait_for "node $node to be Ready" 120 node_ready \
+    || { kubectl describe node "$node" >&2 || true; tail -n 40 "$state/logs/kubelet.log" >&2; die "node $node did not become Ready"; }
+  log "real node $node Ready on $TESTBED_NODE_IP in $((SECONDS - t0))s"
+}
+
+# Everything a node leaves on the host, in the order that lets each step succeed.
+stop() {
+  if [ -S "$sock" ] && kill -0 "$(cat "$state/pids/containerd.pid" 2>/dev/null || echo 0)" 2>/dev/null; then
+    stop_daemon kubelet
+    # end every container of this node
+    local ids
+    ids=$(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null || true)
+    for id in $ids; do ctr --address "$sock" -n k8s.io tasks kill -s KILL "$id" >/dev/null 2>&1 || true; done
+  fi
+  stop_daemon kubelet
+  stop_daemon kube-proxy
+  [ -x "$state/bin/kube-proxy" ] && "$state/bin/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  stop_daemon containerd
+  # shims outlive containerd: end the ones of this node (their -address names our socket)
+  pkill -KILL -f "containerd-shim-runc-v2 .*-address $sock" 2>/dev/null || true
+  local i
+  for i in KUBE-FIREWALL KUBE-KUBELET-CANARY; do
+    for t in iptables ip6tables; do
+      for c in INPUT OUTPUT; do while $t -w -C "$c" -j "$i" 2>/dev/null; do $t -w -D "$c" -j "$i"; done; done
+      $t -w -F "$i" 2>/dev/null || true; $t -w -X "$i" 2>/dev/null || true
+      for tb in nat mangle; do $t -w -t "$tb" -F "$i" 2>/dev/null || true; $t -w -t "$tb" -X "$i" 2>/dev/null || true; done
+    done
+  done
+  # portmap/bridge CNI chains left by pods that were not torn down
+  for c in $(iptables -w -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -w -t nat -F "$c" 2>/dev/null || true; done
+  for c in POSTROUTING PREROUTING OUTPUT; do
+    for r in $(iptables -w -t nat -S "$c" 2>/dev/null | grep -n -- '-j CNI-' | cut -d: -f1 | sort -rn); do
+      iptables -w -t nat -D "$c" "$((r - 1))" 2>/dev/null || true
+    done
+  done
+  for c in $(iptables -w -t nat -S 2>/dev/null | awk '/^-N CNI-/{print $2}'); do iptables -w -t nat -X "$c" 2>/dev/null || true; done
+  # mounts under this node's directories (pod volumes, the kubelet's bind mount of its root, container rootfs)
+  local m
+  for m in $(awk -v d="$dir" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r); do
+    umount -l "$m" 2>/dev/null || true
+  done
+  for m in $(awk '$2 ~ "^/run/containerd/io.containerd" {print $2}' /proc/self/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  # pod network namespaces (their end of each veth goes with them), then veths still on the bridge
+  for m in /run/netns/cni-*; do [ -e "$m" ] || continue; umount "$m" 2>/dev/null || true; rm -f "$m"; done
+  for m in $(ip -o link show master "$TESTBED_BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
+    ip link del "$m" 2>/dev/null || true
+  done
+  # cgroups the kubelet made in every hierarchy (leaf first)
+  for m in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+    [ -d "$m" ] && find "$m" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  if [ -f "$dir/host-paths.absent" ]; then
+    while IFS= read -r m; do [ -n "$m" ] && rm -rf "$m"; done <"$dir/host-paths.absent"
+    rm -f "$dir/host-paths.absent"
+  fi
+  kubectl delete node "$node" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+}
+
+case ${1:-status} in
+  start) start ;;
+  stop) stop ;;
+  status)
+    if node_ready; then echo "node $node: Ready"; else echo "node $node: not ready"; exit 1; fi
+    ;;
+  *) die "usage: $0 start|stop|status" ;;
+esac

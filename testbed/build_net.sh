@@ -11,8 +11,9 @@
 #   of a dependency ignores both, so the wrapper module repeats them (lib.sh's go_wrapper only knows replaces, hence
 #   wrapper_with_directives below). `go get` must name the package (.../cmd/traefik@vX), not only the module, or
 #   go.sum lacks entries for the packages cmd/traefik imports. The web UI assets are not in the module (webui/static
-#   holds only a placeholder): run it with --api.dashboard=false. Version ldflag as upstream's Makefile/goreleaser:
-#   pkg/version.Version without the leading "v" (what `traefik version` prints for a release).
+#   holds only a placeholder): run it without the API (no --api.* flag at all; see testbed/manifests/traefik.yaml).
+#   Version ldflag as upstream's Makefile/goreleaser: pkg/version.Version without the leading "v" (what `traefik
+#   version` prints for a release); Codename stays the source default.
 # * CoreDNS: the module root is the main package and its go.mod has no replace lines: lib.sh's go_wrapper suffices.
 #   coremain.CoreVersion is a constant (already 1.x.y); the Makefile only sets coremain.GitCommit, which release
 #   binaries print as a short commit hash: taken from the proxy's .info (Origin.Hash), else the tag.

@@ -91,6 +91,9 @@ build() {
       --creds "$(cat "$state/registry/username"):$(cat "$state/registry/password")" "$target" >"$work/push-$name.log" 2>&1 \
       || { tail -n 20 "$work/push-$name.log" >&2; die "pushing $target failed"; }
     echo "$h $target" >"$pushed"
+    # the tag moved: the node forgets its copy, so the next pod that starts with it pulls the new one
+    local sock="$state/node/containerd/containerd.sock"
+    [ -S "$sock" ] && ctr --address "$sock" -n k8s.io images rm "$target" >/dev/null 2>&1 || true
     log "image $name: pushed $target"
   fi
 }

@@ -140,8 +140,16 @@ start() {
   # host paths containerd and CNI use whatever they are configured with: remember the ones that did not exist
   local p
   if [ ! -f "$dir/host-paths.absent" ]; then
-    for p in /run/containerd /var/lib/cni /run/netns /var/run/netns; do [ -e "$p" ] || echo "$p"; done >"$dir/host-paths.absent"
+    for p in /run/containerd /var/lib/cni /run/netns; do [ -e "$p" ] || echo "$p"; done >"$dir/host-paths.absent"
   fi
+  # Pod network namespaces are bind mounts under /run/netns. Make it a shared mount point of its own first, as
+  # `ip netns` and podman do: otherwise the first of those to do it later covers the pods' namespaces and the
+  # kubelet can never remove them (pods stuck Terminating: "unlinkat /run/netns/cni-...: device or resource busy").
+  mkdir -p /run/netns
+  if ! mountpoint -q /run/netns; then
+    mount --bind /run/netns /run/netns && touch "$dir/netns-mount.ours"
+  fi
+  mount --make-shared /run/netns
   start_daemon containerd containerd --config "$dir/containerd/config.toml"
   wait_for "containerd on $sock" 30 ctr --address "$sock" version \
     || { tail -n 30 "$state/logs/containerd.log" >&2; die "containerd did not start"; }
@@ -193,6 +201,7 @@ stop() {
   for m in $(awk '$2 ~ "^/run/containerd/io.containerd" {print $2}' /proc/self/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
   # pod network namespaces (their end of each veth goes with them), then veths still on the bridge
   for m in /run/netns/cni-*; do [ -e "$m" ] || continue; umount "$m" 2>/dev/null || true; rm -f "$m"; done
+  if [ -f "$dir/netns-mount.ours" ]; then umount /run/netns 2>/dev/null || true; rm -f "$dir/netns-mount.ours"; fi
   for m in $(ip -o link show master "$TESTBED_BRIDGE" 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
     ip link del "$m" 2>/dev/null || true
   done

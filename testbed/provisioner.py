@@ -49,6 +49,9 @@ class Provisioner:
         pv_name = f"pvc-{pvc.metadata.uid}"
         path = self.root / pv_name
         path.mkdir(parents=True, exist_ok=True)
+        # world-writable, as rancher's local-path-provisioner makes its directories: fsGroup does not apply to
+        # hostPath volumes, and pods running as a non-root uid must be able to write their claim
+        path.chmod(0o777)
         sc = self.storage.read_storage_class(pvc.spec.storage_class_name)
         pv = client.V1PersistentVolume(
             metadata=client.V1ObjectMeta(name=pv_name, annotations={ANNOTATION_PROVISIONED_BY: self.name}),

@@ -111,6 +111,22 @@ def _summary(obj: dict) -> list[str]:
     return [f"status: {' '.join(shown)}"] if shown else []
 
 
+def _container_states(pod: dict) -> list[str]:
+    """Why each container of a pod is not running: waiting reason, or exit code, reason and message (with
+    terminationMessagePolicy FallbackToLogsOnError, the message is the last lines of its log)."""
+    lines = []
+    status = pod.get("status") or {}
+    for c in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+        state = c.get("state") or {}
+        waiting, done = state.get("waiting"), state.get("terminated")
+        if waiting:
+            lines.append(f"    {c.get('name')}: waiting {waiting.get('reason', '')} {waiting.get('message', '') or ''}")
+        elif done and done.get("exitCode", 0) != 0:
+            msg = (done.get("message") or "").strip().replace("\n", " | ")
+            lines.append(f"    {c.get('name')}: exited {done.get('exitCode')} {done.get('reason', '')} {msg}")
+    return lines
+
+
 def build_report(module: AnsibleModule, client) -> dict:
     from kubernetes.dynamic.exceptions import NotFoundError
 
@@ -146,6 +162,9 @@ def build_report(module: AnsibleModule, client) -> dict:
                     n = item["metadata"]["name"]
                     if n.startswith(p["name"] + "-") or f"-{p['name']}-" in n:
                         names.add((kind, n))
+                        states = _container_states(item) if kind == "Pod" else []
+                        if states:
+                            lines += [f"  pod {n} (phase {(item.get('status') or {}).get('phase', '?')}):", *states]
         all_events = events_api.get(namespace=p["namespace"]).to_dict().get("items", [])
     else:
         all_events = events_api.get(field_selector=f"involvedObject.name={p['name']}").to_dict().get("items", [])

@@ -1,8 +1,8 @@
 """Throwaway REAL Coder servers for tests.
 
 Each is the testbed's `coder` binary on a free 127.0.0.1 port with a database of its own in the testbed's
-PostgreSQL (created here, dropped on stop), so a test starts from an empty Coder and never disturbs the shared
-server of testbed/svc_30_coder.sh. With provisioners > 0 its built-in provisioner daemons run the testbed's
+PostgreSQL (created here, dropped on stop), so a test starts from an empty Coder and never disturbs the platform's
+in-cluster Coder. With provisioners > 0 its built-in provisioner daemons run the testbed's
 terraform (OpenTofu) with TF_CLI_CONFIG_FILE pointing at the offline provider mirror.
 """
 

@@ -11,6 +11,7 @@ import base64
 import os
 import stat
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -194,6 +195,25 @@ def test_job_mode_runs_pg_dump_in_a_job_on_a_pvc(scratch, kube, playbook):
     assert [d.name for d in dumps] == [env["DUMP"].value]
     listing = subprocess.run(["pg_restore", "--list", str(dumps[0])], capture_output=True, text=True, check=True).stdout
     assert "coder" in listing  # the owner of the scratch database's schema objects
+
+
+def test_failed_job_is_reported_at_once_with_its_reason(scratch, kube, playbook):
+    """A Job whose pg_dump fails (wrong password) ends the wait at once, and the failure names the pod, its exit and
+    pg_dump's own error (the termination message), never the password."""
+    from kubernetes import client
+
+    wrong = scratch["url"].replace(scratch["url"].split("@")[0].split(":")[-1] + "@", "not-the-password@")
+    client.CoreV1Api(kube).patch_namespaced_secret(
+        "coder-db-url", scratch["ns"], {"data": {"url": base64.b64encode(wrong.encode()).decode()}}
+    )
+    ev = {"coderstack_namespace": scratch["ns"], "postgres_backup_mode": "job", "postgres_backup_timeout": 600}
+    t0 = time.monotonic()
+    res = playbook("playbooks/backup.yml", extra_vars=ev)
+    assert res.rc != 0
+    assert time.monotonic() - t0 < 300, "the wait went on after the Job had failed"
+    assert "did not complete" in res.output and "exited 1" in res.output, res.output[-3000:]
+    assert 'password authentication failed for user "coder"' in res.output, res.output[-3000:]
+    assert "not-the-password" not in res.output
 
 
 def test_upgrade_playbook_dumps_then_upgrades(converged, kube, playbook):

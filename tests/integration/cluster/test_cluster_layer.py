@@ -173,7 +173,7 @@ def test_minikube_target_without_cli_fails(playbook, namespace, minikube_node):
 
 
 def _unreachable_kubeconfig(tmp_path, testbed) -> str:
-    text = re.sub(r"https://127\.0\.0\.1:\d+", "https://127.0.0.1:1", testbed.kubeconfig.read_text())
+    text = re.sub(r"server: https://[^\s]+", "server: https://127.0.0.1:1", testbed.kubeconfig.read_text())
     path = tmp_path / "unreachable.kubeconfig"
     path.write_text(text)
     return str(path)

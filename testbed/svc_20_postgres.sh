@@ -50,6 +50,11 @@ case ${1:-status} in
       as_pg "$pgbin/initdb" -D "$data" -U postgres --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$state/postgres-initdb.log" 2>&1 \
         || { cat "$state/postgres-initdb.log" >&2; die "initdb failed"; }
     fi
+    # pods (and the host through the node IP) connect from the testbed's pod network
+    if ! grep -q "^host all all $TESTBED_POD_CIDR " "$data/pg_hba.conf"; then
+      echo "host all all $TESTBED_POD_CIDR scram-sha-256" >>"$data/pg_hba.conf"
+      ! ready || as_pg "$pgbin/pg_ctl" -D "$data" reload >/dev/null
+    fi
     if ! ready; then
       runas=(); if [ "$(id -u)" = 0 ]; then runas=(runuser -u postgres --); fi
       start_daemon postgres env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "${runas[@]}" \

@@ -6,9 +6,14 @@
 * ``Coder-Session-Token`` header when a token is set.
 * Errors: Coder answers ``{"message", "detail", "validations": [{"field", "detail"}]}``; :class:`CoderError`
   turns that into one readable sentence naming the method, path and HTTP status.
-* Retries (bounded, exponential backoff, ``Retry-After`` honoured up to ``backoff_max``): on 429, 502, 503, 504
-  and connection errors for every method, on 500 only for idempotent methods (GET/HEAD/PUT/DELETE), so a POST
-  that may have reached the database is never sent twice.
+* Retries (bounded, exponential backoff, ``Retry-After`` honoured up to ``backoff_max``) only where repeating the
+  request is safe:
+
+  - idempotent methods (GET/HEAD/PUT/DELETE/OPTIONS): on 500, 502, 503, 504, connection errors and timeouts;
+  - every method, POST and PATCH included: on 429 (the rate limiter refused the request before it was handled)
+    and on a connection error raised before the request was sent (connection refused, unknown host);
+  - a POST or PATCH is never replayed after it may have reached the server (a timeout, a reset connection, a 5xx
+    answer: the server may have acted, and a replay would turn a create into a 409). The error then says so.
 * TLS verification on by default; ``ca_path`` adds a CA bundle, ``validate_certs=False`` turns it off.
 * ``client.calls`` counts API calls per HTTP method (a ``collections.Counter``; retries count too),
   ``client.call_log`` lists ``(method, path, status)``: tests and benchmarks use them to count calls.
@@ -18,14 +23,16 @@ The API is kept stable for other module_utils (``coder_templates.py`` takes a cl
 ``client.request(method, path, json=None, data=None, headers=None, expected=(200,), params=None)``.
 """
 
+import http.client
 import json as _json
+import socket
 import ssl
 import time
 from collections import Counter
 
 try:  # Python 3
     from urllib.error import HTTPError, URLError
-    from urllib.parse import quote, urlencode
+    from urllib.parse import quote, urlencode, urlsplit
     from urllib.request import HTTPSHandler, Request, build_opener
 except ImportError:  # pragma: no cover - Python 2 is not supported by the modules that use this
     raise
@@ -33,15 +40,20 @@ except ImportError:  # pragma: no cover - Python 2 is not supported by the modul
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 SITE_ROLES = ("owner", "template-admin", "user-admin", "auditor")
 LOGIN_TYPES = ("password", "none", "github", "oidc")
-RETRY_STATUSES = (429, 502, 503, 504)
+# Answers after which the request was not handled (the rate limiter refused it): safe to resend for every method.
+RETRY_ALWAYS_STATUSES = (429,)
+# Answers after which the server may have acted: resent only for idempotent methods.
+RETRY_IDEMPOTENT_STATUSES = (500, 502, 503, 504)
 IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+# Network errors raised before a byte of the request left (nothing reached the server).
+NOT_SENT_ERRORS = (ConnectionRefusedError, socket.gaierror)
 _UNSET = object()
 
 
 class CoderError(Exception):
     """An API call failed; ``str()`` is a readable sentence."""
 
-    def __init__(self, method, path, status=None, message=None, detail=None, validations=None, body=None):
+    def __init__(self, method, path, status=None, message=None, detail=None, validations=None, body=None, note=None):
         self.method = method
         self.path = path
         self.status = status
@@ -49,6 +61,7 @@ class CoderError(Exception):
         self.detail = detail or ""
         self.validations = validations or []
         self.body = body
+        self.note = note or ""
         super().__init__(self.__str__())
 
     def __str__(self):
@@ -69,6 +82,8 @@ class CoderError(Exception):
                 else:
                     parts.append(str(v))
             text += "; invalid fields: " + "; ".join(parts)
+        if self.note:
+            text += f"; {self.note}"
         return text
 
     @property
@@ -77,6 +92,22 @@ class CoderError(Exception):
         if self.status == 404:
             return True
         return self.status == 400 and "must be an existing" in self.message
+
+
+class NotCoderError(CoderError):
+    """Something answers at ``coder_url``, but it is not a Coder deployment."""
+
+    def __init__(self, url, path, status, content_type):
+        self.url = url
+        self.content_type = content_type or "no content type"
+        super().__init__("GET", path, status)
+
+    def __str__(self):
+        return (
+            f"{self.url} is not a Coder deployment: GET {self.path} answered HTTP {self.status} "
+            f"({self.content_type}) instead of Coder's JSON build info with a version; check coder_url "
+            "(the base URL of Coder, e.g. https://coder.example.com, without /api/v2)"
+        )
 
 
 class CoderClient:
@@ -97,6 +128,11 @@ class CoderClient:
     ):
         if not url or not url.startswith(("http://", "https://")):
             raise ValueError(f"coder_url must be an http:// or https:// URL, got {url!r}")
+        if "@" in urlsplit(url).netloc:
+            raise ValueError(
+                "coder_url must not contain a user or password: Coder authenticates with coder_token or a login, "
+                "not with credentials in the URL"
+            )
         self.url = url.rstrip("/")
         self.token = token
         self.timeout = timeout
@@ -108,6 +144,7 @@ class CoderClient:
         self.calls = Counter()
         self.call_log = []
         self.last_status = None
+        self.last_content_type = ""
         if self.url.startswith("https://"):
             if validate_certs:
                 ctx = ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
@@ -157,26 +194,42 @@ class CoderClient:
         while True:
             attempt += 1
             self.calls[method] += 1
-            status, resp_headers, raw, neterr = self._send(method, full, body, hdrs)
+            status, resp_headers, raw, neterr, not_sent = self._send(method, full, body, hdrs)
             self.last_status = status
+            self.last_content_type = (resp_headers.get("Content-Type") if resp_headers else "") or ""
             self.call_log.append((method, path, status))
             retry_after = None
+            maybe_acted = False  # the server may have acted on a request we do not resend
             if neterr is not None:
-                retryable = True
-            elif status in RETRY_STATUSES:
+                retryable = method in IDEMPOTENT or not_sent
+                maybe_acted = not not_sent
+            elif status in expected:
+                retryable = False
+            elif status in RETRY_ALWAYS_STATUSES:
                 retryable = True
                 retry_after = resp_headers.get("Retry-After") if resp_headers else None
-            elif status >= 500:
+            elif status in RETRY_IDEMPOTENT_STATUSES:
                 retryable = method in IDEMPOTENT
+                maybe_acted = True
+                if retryable:
+                    retry_after = resp_headers.get("Retry-After") if resp_headers else None
             else:
                 retryable = False
-            if retryable and status not in expected and attempt <= self.retries:
+            if retryable and attempt <= self.retries:
                 self._sleep(self._delay(attempt, retry_after))
                 continue
             break
 
+        note = None
+        if maybe_acted and method not in IDEMPOTENT:
+            note = (
+                f"not retried: a {method} is never sent twice once it may have reached the server (it may have "
+                "taken effect): check the object in Coder before running again"
+            )
+        elif attempt > 1:
+            note = f"after {attempt} attempts"
         if neterr is not None:
-            raise CoderError(method, path, None, f"cannot reach {self.url}: {neterr}")
+            raise CoderError(method, path, None, f"cannot reach {self.url}: {neterr}", note=note)
         parsed = self._decode(resp_headers, raw)
         if status not in expected:
             if isinstance(parsed, dict):
@@ -188,9 +241,10 @@ class CoderClient:
                     parsed.get("detail"),
                     parsed.get("validations"),
                     parsed,
+                    note=note,
                 )
             text = raw.decode("utf-8", "replace").strip()[:300] if raw else ""
-            raise CoderError(method, path, status, text or None, body=text)
+            raise CoderError(method, path, status, text or None, body=text, note=note)
         return parsed
 
     def _delay(self, attempt, retry_after):
@@ -202,11 +256,12 @@ class CoderClient:
         return min(self.backoff * (2 ** (attempt - 1)), self.backoff_max)
 
     def _send(self, method, url, body, headers):
+        """(status, headers, body, network error text or None, True when the request never left)."""
         req = Request(url, data=body, headers=headers, method=method)  # noqa: S310 - scheme checked in __init__
         try:
             resp = self._opener.open(req, timeout=self.timeout)
             try:
-                return resp.getcode(), resp.headers, resp.read(), None
+                return resp.getcode(), resp.headers, resp.read(), None, False
             finally:
                 resp.close()
         except HTTPError as e:
@@ -214,16 +269,23 @@ class CoderClient:
                 raw = e.read()
             except Exception:  # noqa: BLE001 - a broken error body still is an HTTP error
                 raw = b""
-            return e.code, e.headers, raw, None
-        except (TimeoutError, URLError, ConnectionError, ssl.SSLError) as e:
-            reason = getattr(e, "reason", e)
-            if isinstance(reason, ssl.SSLCertVerificationError) or isinstance(e, ssl.SSLCertVerificationError):
+            return e.code, e.headers, raw, None, False
+        except (OSError, http.client.HTTPException) as e:  # URLError, timeouts, resets, TLS, broken answers
+            reason = getattr(e, "reason", e) if isinstance(e, URLError) else e
+            if isinstance(reason, ssl.SSLCertVerificationError):
                 msg = (
                     f"TLS verification of {self.url} failed: {reason}; set ca_path to the CA that signed "
                     "Coder's certificate (or validate_certs: false for a throwaway setup)"
                 )
                 raise CoderError(method, url[len(self.url) :], None, msg) from e
-            return None, None, b"", str(reason)
+            # urllib wraps errors of connecting and sending in URLError; connection refused and an unknown host
+            # happen before any byte is sent. Anything else (timeouts, resets, errors while reading) may come
+            # after the server received the request.
+            not_sent = isinstance(e, URLError) and isinstance(reason, NOT_SENT_ERRORS)
+            text = str(reason) or type(reason).__name__
+            if isinstance(reason, TimeoutError) or "timed out" in text:
+                text = f"no answer within {self.timeout}s ({text})"
+            return None, None, b"", text, not_sent
 
     @staticmethod
     def _decode(headers, raw):
@@ -240,6 +302,24 @@ class CoderClient:
     # ------------------------------------------------------------- deployment
     def buildinfo(self):
         return self.request("GET", "/api/v2/buildinfo", token=None)
+
+    def coder_buildinfo(self):
+        """Build info, proving that ``coder_url`` is a Coder deployment before anything secret is sent to it.
+
+        Coder answers ``GET /api/v2/buildinfo`` (unauthenticated) with JSON carrying ``version``. Anything else
+        raises :class:`NotCoderError` naming the URL, the HTTP status and content type of what answered;
+        an unreachable URL raises :class:`CoderError` as usual.
+        """
+        path = "/api/v2/buildinfo"
+        try:
+            info = self.request("GET", path, token=None)
+        except CoderError as e:
+            if e.status is None:
+                raise
+            info = None
+        if isinstance(info, dict) and info.get("version"):
+            return info
+        raise NotCoderError(self.url, path, self.last_status, self.last_content_type)
 
     def healthz(self):
         return self.request("GET", "/healthz", token=None)
@@ -261,6 +341,10 @@ class CoderClient:
             "POST", "/api/v2/users/login", json={"email": email, "password": password}, expected=(201, 200), token=None
         )
         return res["session_token"]
+
+    def logout(self, session):
+        """End a login session (``POST /api/v2/users/logout`` with the session token itself)."""
+        return self.request("POST", "/api/v2/users/logout", token=session)
 
     def me(self, token=_UNSET):
         return self.request("GET", "/api/v2/users/me", token=token)
@@ -353,9 +437,24 @@ class CoderClient:
         return res["key"]
 
     def max_token_lifetime_seconds(self, user="me"):
-        """The server's maximum token lifetime for this user (``GET .../keys/tokens/tokenconfig``)."""
-        res = self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens/tokenconfig") or {}
-        return int(res.get("max_token_lifetime") or 0) // 10**9
+        """The server's maximum token lifetime for this user in seconds, or None when the server does not say.
+
+        ``GET /api/v2/users/{user}/keys/tokens/tokenconfig`` answers ``{"max_token_lifetime": <ns>}`` (codersdk
+        TokenConfig); owners get ``CODER_MAX_ADMIN_TOKEN_LIFETIME`` (168h by default in v2.30), other users
+        ``CODER_MAX_TOKEN_LIFETIME``. Servers without the endpoint (404) give None.
+        """
+        try:
+            res = self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens/tokenconfig") or {}
+        except CoderError as e:
+            if e.status in (404, 405):
+                return None
+            raise
+        ns = res.get("max_token_lifetime") if isinstance(res, dict) else None
+        return int(ns) // 10**9 if ns else None
+
+    def get_key(self, user, key_id, token=_UNSET):
+        """An API key's metadata (``expires_at``, ``lifetime_seconds``, ``token_name``; never the secret)."""
+        return self.request("GET", f"/api/v2/users/{_q(user)}/keys/{_q(key_id)}", token=token)
 
     def list_tokens(self, user="me"):
         return self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens") or []

@@ -14,8 +14,11 @@ short_description: Create the first (owner) user of a Coder deployment, once
 description:
   - A fresh Coder deployment has no user; the first one created through C(POST /api/v2/users/first) becomes the
     owner. This module creates it when the deployment has none and reports unchanged when it already has one.
-  - With O(verify_login=true) it also logs in with O(email)/O(password) to prove the credentials work (and logs
-    the session out again). Nothing secret is returned.
+  - Before anything is sent, it checks that O(coder_url) is a Coder deployment (C(GET /api/v2/buildinfo) answers
+    JSON with a C(version)); otherwise it fails naming O(coder_url) and what answered (HTTP status, content type),
+    without sending the email or password anywhere.
+  - With O(verify_login=true) it also logs in with O(email)/O(password) to prove the credentials work, and always
+    logs the session out again (also when a later step fails). Nothing secret is returned or shown in a failure.
 options:
   coder_token:
     description: Not needed by this module (the first-user endpoints are unauthenticated); accepted for symmetry.
@@ -76,16 +79,28 @@ user:
   returned: when created or verified
   type: dict
   sample: {"id": "8e5f...", "username": "admin", "email": "admin@example.com"}
+version:
+  description: Coder's version (from C(GET /api/v2/buildinfo)).
+  returned: always
+  type: str
+  sample: v2.30.0
 api_calls:
   description: Coder API calls made, per HTTP method.
   returned: always
   type: dict
-  sample: {"GET": 1}
+  sample: {"GET": 2}
 """
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import api_calls, client_from_module, connection_spec, fail
+from ansible.module_utils.coder_common import (
+    api_calls,
+    client_from_module,
+    connection_spec,
+    fail,
+    run_main,
+    secret_free,
+)
 
 
 def main():
@@ -99,14 +114,17 @@ def main():
         ),
         supports_check_mode=True,
     )
+    secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
     client = client_from_module(module, token="")
     result = {"changed": False, "created": False, "existed": False, "login_verified": False}
     what = "first user %s of %s" % (p["username"], p["coder_url"])
     try:
+        # Nothing is posted before coder_url proves to be Coder: a wrong URL must not receive the password.
+        result["version"] = client.coder_buildinfo()["version"]
         exists = client.has_first_user()
     except CoderError as e:
-        fail(module, "checking the " + what, e)
+        fail(module, "checking the " + what, e, api_calls=api_calls(client))
     result["existed"] = exists
     if not exists:
         result["changed"] = True
@@ -137,20 +155,27 @@ def main():
                     "password stored in Secret coder-admin (or reset it with `coder reset-password`)",
                 )
             fail(module, "logging in as %s" % p["email"], e)
+        module.add_secret(session)
+        me, err = None, None
         try:
             me = client.me(token=session)
-            result["user"] = {"id": me.get("id"), "username": me.get("username"), "email": me.get("email")}
-            if me.get("username") != p["username"]:
-                module.warn(
-                    "the login %s belongs to user %s, not %s as configured"
-                    % (p["email"], me.get("username"), p["username"])
-                )
-            client.request("POST", "/api/v2/users/logout", token=session)
         except CoderError as e:
-            fail(module, "reading the logged-in user " + p["email"], e)
+            err = e
+        try:  # the session ends before anything else happens, on success and on failure
+            client.logout(session)
+        except CoderError as e:
+            module.warn("ending the login session of %s failed: %s; it expires on its own" % (p["email"], e))
+        if err is not None:
+            fail(module, "reading the logged-in user " + p["email"], err)
+        result["user"] = {"id": me.get("id"), "username": me.get("username"), "email": me.get("email")}
+        if me.get("username") != p["username"]:
+            module.warn(
+                "the login %s belongs to user %s, not %s as configured"
+                % (p["email"], me.get("username"), p["username"])
+            )
         result["login_verified"] = True
     module.exit_json(api_calls=api_calls(client), **result)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -66,7 +66,15 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import api_calls, client_from_module, connection_spec, fail, user_view
+from ansible.module_utils.coder_common import (
+    api_calls,
+    client_from_module,
+    connection_spec,
+    fail,
+    run_main,
+    secret_free,
+    user_view,
+)
 
 TEMPLATE_FIELDS = ("id", "name", "display_name", "organization_name", "active_version_id", "deprecated", "created_at")
 
@@ -83,6 +91,7 @@ def main():
         ),
         supports_check_mode=True,
     )
+    secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
     client = client_from_module(module)
     result = {"changed": False}
@@ -107,4 +116,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

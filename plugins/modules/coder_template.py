@@ -201,7 +201,14 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import api_calls, client_from_module, connection_spec, fail
+from ansible.module_utils.coder_common import (
+    api_calls,
+    client_from_module,
+    connection_spec,
+    fail,
+    run_main,
+    secret_free,
+)
 from ansible.module_utils.coder_templates import TemplateError, TemplateSync, wanted_settings
 
 
@@ -231,11 +238,9 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ["directory"])],
     )
+    secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    try:
-        client = client_from_module(module)
-    except ValueError as e:
-        module.fail_json(msg=str(e))
+    client = client_from_module(module)
     sync = TemplateSync(client, organization=p["organization"], log=module.log)
     name = p["name"]
 
@@ -290,4 +295,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -13,12 +13,20 @@ module: coder_token
 short_description: A Coder API token for automation, kept in a Kubernetes Secret and reused while it works
 description:
   - Reads the token stored in key O(secret_key) of Secret O(secret_name) in O(secret_namespace). When it still
-    authenticates (C(GET /api/v2/users/me)) as the wanted user, nothing changes (C(changed=false), the Secret is
-    not written).
-  - Otherwise (Secret or key missing, token expired or revoked, O(force=true)) it authenticates with O(coder_token)
-    or by password login (O(login_email)/O(login_password)), deletes a previous token of the same O(token_name)
-    of that user, creates a new one (C(POST /api/v2/users/{user}/keys/tokens)) and stores it in the Secret.
-  - The token is never returned unless O(return_token=true); then protect the task with C(no_log).
+    authenticates (C(GET /api/v2/users/me)) as the wanted user and does not expire soon (its C(expires_at) from
+    C(GET /api/v2/users/{user}/keys/{id})), nothing changes (C(changed=false), the Secret is not written).
+  - Otherwise (Secret or key missing, token rejected with HTTP 401 because it expired or was revoked, it expires
+    within a day - or within half its lifetime for tokens that live less than two days -, it belongs to another
+    user, or O(force=true)) the module authenticates with O(coder_token), by password login
+    (O(login_email)/O(login_password)) or, when neither is given, with the stored token while it still works, and
+    rotates create-then-delete - creates a new token (C(POST /api/v2/users/{user}/keys/tokens)), stores it in the
+    Secret, and only then deletes the previous tokens of O(token_name). A failure in between never leaves the
+    Secret holding a deleted token (a failed write deletes the new token again).
+  - Token names are unique per user, so while a token named O(token_name) still exists the new one is named
+    C(<token_name>-<UTC timestamp>); both forms count as this module's tokens and are deleted at the next rotation.
+  - A login session is always ended (C(POST /api/v2/users/logout)), on success and on failure.
+  - The token is never returned unless O(return_token=true); then protect the task with C(no_log). Failure
+    messages never contain the password, a token or credentials in URLs.
 options:
   coder_token:
     description:
@@ -43,9 +51,11 @@ options:
     default: coderstack
   lifetime_days:
     description:
-      - Lifetime of a new token in days. C(0) (default) asks for the longest lifetime the server allows
-        (C(CODER_MAX_TOKEN_LIFETIME), read from C(GET /api/v2/users/{user}/keys/tokens/tokenconfig)); a longer value
-        is cut to that maximum with a warning.
+      - Lifetime of a new token in days. C(0) (default) asks for the longest lifetime the server allows for the
+        token's user, read from C(GET /api/v2/users/{user}/keys/tokens/tokenconfig) (its C(max_token_lifetime) is
+        C(CODER_MAX_ADMIN_TOKEN_LIFETIME) for owners, 168h by default in Coder v2.30, and C(CODER_MAX_TOKEN_LIFETIME)
+        for other users). A longer value is cut to that maximum with a warning.
+      - On servers without that endpoint, C(0) asks for the server's default token lifetime.
     type: int
     default: 0
   secret_name:
@@ -100,6 +110,11 @@ reused:
   description: Whether the token already stored in the Secret was kept.
   returned: always
   type: bool
+reason:
+  description: Why a new token was (or, in check mode, would be) created.
+  returned: when a new token is needed
+  type: str
+  sample: the token stored in Secret coder/coder-admin-token key token is rejected by Coder (HTTP 401)
 user:
   description: The user the token belongs to.
   returned: always (in check mode, when known)
@@ -109,6 +124,23 @@ token_id:
   description: Id of the token in Coder (the public half of the key; not secret).
   returned: when known
   type: str
+token_name:
+  description: Name of the new token in Coder (O(token_name), or O(token_name)-<UTC timestamp> while it was taken).
+  returned: when a token was created
+  type: str
+expires_at:
+  description: Expiry of the reused token (Coder moves it forward while the token is used).
+  returned: when reused
+  type: str
+lifetime_seconds:
+  description: Lifetime asked for the new token (C(0) = the server's default).
+  returned: when a token was created
+  type: int
+deleted_token_ids:
+  description: Ids of the previous tokens deleted after the new one was stored.
+  returned: when a token was created
+  type: list
+  elements: str
 secret:
   description: Where the token is stored.
   returned: always
@@ -124,12 +156,17 @@ api_calls:
   type: dict
 """
 
-import contextlib
-import time
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import SecretStore, api_calls, client_from_module, connection_spec, fail
+from ansible.module_utils.coder_common import (
+    SecretStore,
+    TokenError,
+    api_calls,
+    client_from_module,
+    connection_spec,
+    keep_token,
+    run_main,
+    secret_free,
+)
 
 
 def main():
@@ -139,7 +176,7 @@ def main():
             login_email={"type": "str"},
             login_password={"type": "str", "no_log": True},
             token_name={"type": "str", "default": "coderstack", "no_log": False},
-            lifetime_days={"type": "int", "default": 365},
+            lifetime_days={"type": "int", "default": 0},
             secret_name={"type": "str", "required": True},
             secret_namespace={"type": "str", "required": True},
             secret_key={"type": "str", "default": "token", "no_log": False},
@@ -151,129 +188,23 @@ def main():
         required_together=[("login_email", "login_password")],
         supports_check_mode=True,
     )
+    secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    ns, name, key = p["secret_namespace"], p["secret_name"], p["secret_key"]
-    where = "Secret %s/%s key %s" % (ns, name, key)
-    secret_info = {"name": name, "namespace": ns, "key": key}
     client = client_from_module(module)
-    result = {"changed": False, "reused": False, "secret": secret_info}
-
     try:
         store = SecretStore(p["kubeconfig"], p["context"])
-        sec, data = store.read(ns, name)
-    except Exception as e:  # noqa: BLE001 - any Kubernetes failure is reported the same way
+    except Exception as e:  # noqa: BLE001 - a missing package or a bad kubeconfig/context
         module.fail_json(
-            msg="reading %s failed: %s; check kubeconfig/context and that the namespace exists" % (where, e)
+            msg=f"connecting to Kubernetes for Secret {p['secret_namespace']}/{p['secret_name']} failed: {e}; "
+            "check kubeconfig/context",
+            api_calls=api_calls(client),
         )
-    if sec is not None:
-        secret_info["resource_version"] = sec.metadata.resource_version
-
-    stored = data.get(key)
-    before = {"secret": name, "token_valid": False}
-    if stored:
-        try:
-            owner = client.check_token(stored)
-        except CoderError as e:
-            fail(module, "checking the token stored in " + where, e)
-        if owner is not None:
-            before.update(token_valid=True, user=owner.get("username"), token_id=stored.split("-", 1)[0])
-            if not p["force"] and (not p["username"] or p["username"] in (owner.get("username"), owner.get("id"))):
-                result.update(reused=True, user={"id": owner.get("id"), "username": owner.get("username")})
-                result["token_id"] = before["token_id"]
-                if p["return_token"]:
-                    result["token"] = stored
-                module.exit_json(api_calls=api_calls(client), **result)
-
-    # A new token is needed.
-    if module.check_mode:
-        # No login in check mode (the credentials may not even exist yet on a fresh install): report the change.
-        after = {
-            "secret": name,
-            "token_valid": True,
-            "user": p["username"] or "(authenticating user)",
-            "token_id": "(new)",
-        }
-        result.update(
-            changed=True, diff={"before": before, "after": after, "before_header": where, "after_header": where}
-        )
-        module.exit_json(api_calls=api_calls(client), **result)
-    session = None
-    auth_token = p["coder_token"]
-    if not auth_token:
-        if not p["login_email"]:
-            module.fail_json(
-                msg="%s holds no working token and neither coder_token nor login_email/login_password is given: "
-                "pass one of them so a new token can be created" % where
-            )
-        try:
-            session = client.login(p["login_email"], p["login_password"])
-        except CoderError as e:
-            hint = None
-            if e.status == 401:
-                hint = "the email/password of %s do not log in to Coder: check the credentials" % p["login_email"]
-            fail(module, "logging in as %s to create a token" % p["login_email"], e, hint)
-        auth_token = session
-    client.token = auth_token
-    owner = p["username"] or "me"
     try:
-        me = client.get_user(owner)
-        if me is None:
-            module.fail_json(msg="user %s does not exist in Coder: create it first (coder_user)" % owner)
-        existing = client.get_token(me["id"], p["token_name"])
-        result["user"] = {"id": me.get("id"), "username": me.get("username")}
-        result["changed"] = True
-        after = {"secret": name, "token_valid": True, "user": me.get("username"), "token_id": "(new)"}
-        result["diff"] = {"before": before, "after": after, "before_header": where, "after_header": where}
-        if module.check_mode:
-            module.exit_json(api_calls=api_calls(client), **result)
-        lifetime = p["lifetime_days"] * 86400
-        max_lifetime = client.max_token_lifetime_seconds(me["id"])
-        if existing:
-            if existing["id"] == auth_token.split("-", 1)[0]:
-                # rotating the very token we authenticate with: bridge with a short-lived temporary token
-                temp = client.create_token(me["id"], "%s-rotating-%d" % (p["token_name"], int(time.time())), 600)
-                client.token = temp
-            client.delete_token(me["id"], existing["id"])
-        if max_lifetime and (lifetime == 0 or lifetime > max_lifetime):
-            if lifetime:
-                module.warn(
-                    f"lifetime_days {p['lifetime_days']} exceeds the server's maximum token lifetime "
-                    f"({max_lifetime // 3600}h, CODER_MAX_TOKEN_LIFETIME); using the maximum"
-                )
-            lifetime = max_lifetime
-        new = client.create_token(me["id"], p["token_name"], lifetime_seconds=lifetime)
-    except CoderError as e:
-        fail(module, "creating token %s for user %s" % (p["token_name"], owner), e)
-    finally:
-        if session and module.check_mode:
-            _logout(client, session)
-    if client.token != auth_token:  # drop the temporary rotation token
-        try:
-            client.delete_token(me["id"], client.token.split("-", 1)[0])
-        except CoderError:
-            module.warn("could not delete the temporary token used for the rotation; it expires in 10 minutes")
-    after["token_id"] = new.split("-", 1)[0]
-    result["token_id"] = after["token_id"]
-    try:
-        stored_obj = store.write(
-            ns, name, {key: new}, existing=sec, labels={"app.kubernetes.io/managed-by": "coderstack"}
-        )
-    except Exception as e:  # noqa: BLE001
-        module.fail_json(
-            msg="storing the new token in %s failed: %s (token %s was created in Coder)" % (where, e, after["token_id"])
-        )
-    secret_info["resource_version"] = stored_obj.metadata.resource_version
-    if session:
-        _logout(client, session)
-    if p["return_token"]:
-        result["token"] = new
+        result = keep_token(client, store, p, module.check_mode, warn=module.warn, add_secret=module.add_secret)
+    except TokenError as e:
+        module.fail_json(msg=str(e), api_calls=api_calls(client), **e.result)
     module.exit_json(api_calls=api_calls(client), **result)
 
 
-def _logout(client, session):
-    with contextlib.suppress(CoderError):
-        client.request("POST", "/api/v2/users/logout", token=session)
-
-
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -108,6 +108,8 @@ from ansible.module_utils.coder_common import (
     connection_spec,
     fail,
     reconcile_user,
+    run_main,
+    secret_free,
 )
 
 
@@ -115,6 +117,7 @@ def main():
     spec = connection_spec(**USER_OPTIONS)
     spec["coder_token"] = dict(spec["coder_token"], required=True)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
     client = client_from_module(module)
     want = {k: p[k] for k in USER_OPTIONS}
@@ -133,4 +136,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

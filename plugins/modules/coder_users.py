@@ -110,6 +110,8 @@ from ansible.module_utils.coder_common import (
     connection_spec,
     fail,
     reconcile_user,
+    run_main,
+    secret_free,
 )
 
 
@@ -120,6 +122,7 @@ def main():
     )
     spec["coder_token"] = dict(spec["coder_token"], required=True)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    secret_free(module)  # its failures and warnings never carry a secret
     client = client_from_module(module)
     wanted = module.params["users"]
     seen = set()
@@ -166,4 +169,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

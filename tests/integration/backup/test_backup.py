@@ -194,7 +194,7 @@ def test_job_mode_runs_pg_dump_in_a_job_on_a_pvc(scratch, kube, playbook):
     dumps = _dumps_on_pvc(kube, scratch["ns"])
     assert [d.name for d in dumps] == [env["DUMP"].value]
     listing = subprocess.run(["pg_restore", "--list", str(dumps[0])], capture_output=True, text=True, check=True).stdout
-    assert "coder" in listing  # the owner of the scratch database's schema objects
+    assert f"dbname: {scratch['db']}" in listing
 
 
 def test_failed_job_is_reported_at_once_with_its_reason(scratch, kube, playbook):

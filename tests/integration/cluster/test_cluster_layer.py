@@ -16,6 +16,11 @@ PG_PORT = int(os.environ.get("TESTBED_POSTGRES_PORT", "15432"))
 # PostgreSQL, external mode, against the testbed's real server on 127.0.0.1:15432
 
 
+def _external(namespace: str, url: str) -> dict:
+    """The testbed inventory runs PostgreSQL in the cluster: these tests switch to external mode."""
+    return {"coderstack_namespace": namespace, "postgres_mode": "external", "postgres_external_url": url}
+
+
 def _url_secret(core, ns: str) -> str:
     return base64.b64decode(core.read_namespaced_secret("coder-db-url", ns).data["url"]).decode()
 
@@ -59,16 +64,16 @@ def test_helm_path_installs_an_ingress_nginx_release(playbook, kube, testbed, na
 
 
 def test_external_url_is_checked_and_written(playbook, core, namespace, postgres_url):
-    res = playbook("playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace})
+    res = playbook("playbooks/postgres.yml", extra_vars=_external(namespace, postgres_url))
     assert res.rc == 0, res.output[-3000:]
     assert "connected as coder to database coder" in res.output
     assert _url_secret(core, namespace) == postgres_url
-    again = playbook("playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace})
+    again = playbook("playbooks/postgres.yml", extra_vars=_external(namespace, postgres_url))
     assert again.rc == 0 and again.changed == 0, again.output[-3000:]
 
 
 def test_external_sslmode_is_set_in_url(playbook, core, namespace, postgres_url):
-    extra = {"coderstack_namespace": namespace, "postgres_sslmode": "prefer"}
+    extra = {**_external(namespace, postgres_url), "postgres_sslmode": "prefer"}
     res = playbook("playbooks/postgres.yml", extra_vars=extra)
     assert res.rc == 0, res.output[-3000:]
     url = _url_secret(core, namespace)
@@ -86,9 +91,7 @@ def test_external_wrong_password_fails_and_changes_nothing(playbook, core, names
     core.create_namespaced_secret(
         namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="coder-db-url"), data={"url": before})
     )
-    res = playbook(
-        "playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace, "postgres_external_url": wrong}
-    )
+    res = playbook("playbooks/postgres.yml", extra_vars=_external(namespace, wrong))
     assert res.rc != 0
     assert f"cannot connect to the external PostgreSQL 127.0.0.1:{PG_PORT} as coder" in res.output
     assert 'password authentication failed for user "coder"' in res.output
@@ -99,9 +102,7 @@ def test_external_wrong_password_fails_and_changes_nothing(playbook, core, names
 
 def test_external_unreachable_server_fails_before_namespace(playbook, core, namespace):
     url = "postgres://coder:pw@127.0.0.1:1/coder?sslmode=disable"
-    res = playbook(
-        "playbooks/postgres.yml", extra_vars={"coderstack_namespace": namespace, "postgres_external_url": url}
-    )
+    res = playbook("playbooks/postgres.yml", extra_vars=_external(namespace, url))
     assert res.rc != 0
     assert "cannot connect to the external PostgreSQL 127.0.0.1:1" in res.output
     assert not namespace_exists(core, namespace)
@@ -135,6 +136,9 @@ def test_minikube_path_enables_addons_once(playbook, core, namespace, minikube_n
     extra = {
         "coderstack_namespace": namespace,
         "coderstack_target": "auto",
+        # the minikube inventory's ingress settings (the testbed inventory uses its Traefik)
+        "ingress_controller": "auto",
+        "ingress_class_name": "nginx",
         "coderstack_minikube_binary": minikube_standin.binary,
         "coderstack_minikube_profile": "standin",
     }
@@ -224,7 +228,7 @@ BAD_INPUT = [
     (
         "external_url",
         {"postgres_mode": "external", "postgres_external_url": ""},
-        "postgres_mode is external but postgres_external_url is empty",
+        "postgres_external_url is empty, and postgres_mode is external",
     ),
     ("sslmode", {"postgres_sslmode": "maybe"}, "value of postgres_sslmode must be one of"),
     ("resources", {"postgres_resources": {"requests": {"cpu": "lots"}}}, "postgres_resources"),

@@ -28,6 +28,28 @@ class CoderServer(ThrowawayCoder):
     def client(self, token: str | None = None) -> CoderClient:
         return CoderClient(self.url, token=token)
 
+    def sql(self, query: str, args: tuple = ()) -> list[tuple]:
+        """Run QUERY on this server's own database (to see what the API does not show, e.g. login sessions)."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.pg_url.replace("/coder?", f"/{self.db}?"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, args)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+    def sessions(self, username: str) -> int:
+        """Live password-login sessions of USERNAME (API keys of login type password)."""
+        rows = self.sql(
+            "SELECT count(*) FROM api_keys k JOIN users u ON u.id = k.user_id "
+            "WHERE u.username = %s AND k.login_type = 'password' AND k.expires_at > now()",
+            (username,),
+        )
+        return rows[0][0]
+
 
 def run_module(module: str, args: dict, check: bool = False, diff: bool = True, testbed=None) -> dict:
     """Run one of our modules with `ansible localhost -m` and return its JSON result."""

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
 from coder_it import ADMIN
 
 
@@ -36,7 +41,8 @@ def test_first_user_created_once_then_unchanged(fresh_coder, module):
     res = module("coder_first_user", args(fresh_coder))
     assert res["changed"] is False and res["existed"] is True and res["login_verified"] is True
     assert res["user"]["username"] == "admin"
-    assert res["api_calls"] == {"GET": 2, "POST": 2}  # first-user check, login, me, logout
+    assert res["api_calls"] == {"GET": 3, "POST": 2}  # buildinfo, first-user check, login, me, logout
+    assert res["version"].startswith("v2.")
 
 
 def test_wrong_password_is_a_clear_failure(fresh_coder, module):
@@ -46,3 +52,48 @@ def test_wrong_password_is_a_clear_failure(fresh_coder, module):
     assert "logging in as admin@it.example.com" in res["msg"]
     assert "HTTP 401" in res["msg"] and "Secret coder-admin" in res["msg"]
     assert "Not-The-Password" not in res["msg"]
+
+
+@pytest.fixture(params=["html-404", "json-everywhere"])
+def not_coder(request):
+    """Something that is not Coder at coder_url (a web server's 404 page, or an API that answers {} to anything);
+    it records every request it gets."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            seen.append((self.command, self.path, self.rfile.read(length) if length else b""))
+            if request.param == "html-404":
+                status, ctype, body = 404, "text/html; charset=utf-8", b"<html><h1>404 Not Found</h1></html>"
+            else:
+                status, ctype, body = 200, "application/json", b"{}"
+            self.send_response(status)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen, request.param
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_wrong_url_never_receives_the_credentials(not_coder, module):
+    """A coder_url that is not Coder fails before anything is posted: no email or password leaves the host."""
+    url, seen, kind = not_coder
+    res = module("coder_first_user", {"coder_url": url, **{k: ADMIN[k] for k in ("username", "email", "password")}})
+    assert res.get("failed") is True
+    status, ctype = ("404", "text/html") if kind == "html-404" else ("200", "application/json")
+    assert f"{url} is not a Coder deployment" in res["msg"]
+    assert f"answered HTTP {status} ({ctype}" in res["msg"] and "check coder_url" in res["msg"]
+    assert [(m, p) for m, p, _ in seen] == [("GET", "/api/v2/buildinfo")], "only the Coder check may be sent"
+    sent = json.dumps([(m, p, b.decode()) for m, p, b in seen])
+    assert ADMIN["password"] not in sent and ADMIN["email"] not in sent

@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import base64
+import re
+import time
+import uuid
+from datetime import datetime
 
 from coder_it import ADMIN
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds of Coder's RFC 3339 times (nanoseconds, Z)."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    return datetime.fromisoformat(text).timestamp()
 
 
 def token_args(srv, ns, kube_cfg, **kw):
@@ -53,7 +63,7 @@ def test_token_created_reused_and_replaced_when_revoked(coder_server, admin_clie
 
     res = module("coder_token", a)
     assert res["changed"] is False and res["reused"] is True
-    assert res["api_calls"] == {"GET": 1}
+    assert res["api_calls"] == {"GET": 2}  # whose token is it (users/me), when does it expire (keys/{id})
     rv2, tok2 = read_secret(kube, namespace)
     assert (rv2, tok2) == (rv1, tok1), "a working token must be reused without touching the Secret"
 
@@ -65,11 +75,18 @@ def test_token_created_reused_and_replaced_when_revoked(coder_server, admin_clie
     assert tok3 != tok1 and rv3 != rv1
     assert coder_server.client().check_token(tok3)["username"] == "admin"
 
-    # an existing token of an owner can mint the token too (no password), and force rotates
+    # an existing token of an owner can mint the token too (no password), and force rotates create-then-delete:
+    # the name is taken by the old token until it is deleted, so the new one carries a timestamp
     res = module("coder_token", dict(a, login_email=None, login_password=None, coder_token=tok3, force=True))
     assert res["changed"] is True, res.get("msg")
     _, tok4 = read_secret(kube, namespace)
-    assert tok4 != tok3 and coder_server.client().check_token(tok3) is None  # same name: old one deleted
+    assert tok4 != tok3 and coder_server.client().check_token(tok3) is None  # old one deleted after the write
+    assert res["token_name"].startswith("it-automation-") and res["deleted_token_ids"] == [tok3.split("-")[0]]
+    res = module("coder_token", dict(a, force=True))
+    _, _tok5 = read_secret(kube, namespace)
+    assert res["token_name"] == "it-automation" and res["deleted_token_ids"] == [tok4.split("-")[0]]
+    names = [t["token_name"] for t in admin_client.list_tokens("admin") if t["token_name"].startswith("it-automation")]
+    assert names == ["it-automation"]
 
 
 def test_wrong_password_fails_clearly(coder_server, testbed, namespace, module):
@@ -78,3 +95,80 @@ def test_wrong_password_fails_clearly(coder_server, testbed, namespace, module):
     assert res.get("failed") is True
     assert "logging in as admin@it.example.com to create a token" in res["msg"]
     assert "HTTP 401" in res["msg"] and "check the credentials" in res["msg"]
+
+
+def make_secret(kube, ns, name, token, immutable=False):
+    from kubernetes import client
+
+    body = client.V1Secret(
+        metadata=client.V1ObjectMeta(name=name, namespace=ns),
+        type="Opaque",
+        data={"token": base64.b64encode(token.encode()).decode()},
+        immutable=immutable,
+    )
+    client.CoreV1Api(kube).create_namespaced_secret(ns, body)
+
+
+def test_failed_secret_write_leaves_the_old_token_working(coder_server, admin_client, testbed, kube, namespace, module):
+    """Rotation is create-then-delete: when the new token cannot be stored, the Secret's token still works."""
+    name = "it-immutable-" + uuid.uuid4().hex[:6]
+    old = admin_client.create_token("admin", name, 86400)
+    make_secret(kube, namespace, "coder-admin-token", old, immutable=True)  # every write is refused
+    sessions = coder_server.sessions("admin")
+
+    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, token_name=name, force=True))
+    assert res.get("failed") is True
+    assert f"storing the new token in Secret {namespace}/coder-admin-token key token failed" in res["msg"]
+    assert "the Secret still holds the previous token" in res["msg"]
+    assert read_secret(kube, namespace)[1] == old
+    assert coder_server.client().check_token(old)["username"] == "admin", "the stored token was deleted"
+    left = [t["id"] for t in admin_client.list_tokens("admin") if t["token_name"].startswith(name)]
+    assert left == [old.split("-")[0]], "the new token must be deleted again"
+    assert coder_server.sessions("admin") == sessions, "the login session was left behind"
+    assert old not in str(res) and ADMIN["password"] not in str(res)
+
+
+def test_no_session_is_left_behind(coder_server, testbed, namespace, module):
+    """Every login the module makes is logged out again: after a failure (unknown user) and after a success."""
+    before = coder_server.sessions("admin")
+    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, username="ghost-user"))
+    assert res.get("failed") is True and "user ghost-user does not exist in Coder" in res["msg"]
+    assert coder_server.sessions("admin") == before, "a failed run left its login session behind"
+    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-sessions"))
+    assert res["changed"] is True
+    assert coder_server.sessions("admin") == before, "a successful run left its login session behind"
+
+
+def test_lifetime_zero_is_the_servers_maximum(coder_server, admin_client, testbed, kube, namespace, module):
+    """The default lifetime_days (0) asks for the owner's maximum, 168h on Coder v2.30 (no warning, no guess)."""
+    maximum = admin_client.max_token_lifetime_seconds("admin")
+    assert maximum == 168 * 3600  # CODER_MAX_ADMIN_TOKEN_LIFETIME default of v2.30
+    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-lifetime"))
+    assert res["changed"] is True and res["lifetime_seconds"] == maximum
+    assert not res.get("warnings"), res.get("warnings")
+    token = admin_client.get_token("admin", "it-lifetime")
+    assert abs(parse_time(token["expires_at"]) - (time.time() + maximum)) < 600
+
+    res = module(
+        "coder_token",
+        token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-lifetime", lifetime_days=30, force=True),
+    )
+    assert res["lifetime_seconds"] == maximum and "exceeds the server's maximum" in " ".join(res["warnings"])
+
+
+def test_token_expiring_soon_is_reminted(coder_server, admin_client, testbed, kube, namespace, module):
+    a = token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-expiring")
+    assert module("coder_token", a)["changed"] is True
+    _, tok = read_secret(kube, namespace)
+    assert module("coder_token", a)["changed"] is False
+    # make the stored token a 1h token with 20 minutes left (as if time had passed; Coder renews a used token
+    # only when more than an hour of its lifetime is gone, so it stays this way)
+    coder_server.sql(
+        "UPDATE api_keys SET lifetime_seconds = 3600, expires_at = now() + interval '20 minutes' WHERE id = %s",
+        (tok.split("-")[0],),
+    )
+    res = module("coder_token", a)
+    assert res["changed"] is True and "expires soon" in res["reason"]
+    _, tok2 = read_secret(kube, namespace)
+    assert tok2 != tok and coder_server.client().check_token(tok) is None
+    assert coder_server.client().check_token(tok2)["username"] == "admin"

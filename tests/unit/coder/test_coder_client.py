@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -17,8 +19,12 @@ class Script:
         self.answers: dict[str, list] = {}
         self.seen: list[tuple[str, str, dict, bytes]] = []
 
-    def add(self, path, status, body=None, headers=None, times=1):
-        self.answers.setdefault(path, []).extend([(status, body, headers or {})] * times)
+    def add(self, path, status, body=None, headers=None, times=1, delay=0.0):
+        """Queue an answer; ``delay`` seconds of silence before it (to make the client time out)."""
+        self.answers.setdefault(path, []).extend([(status, body, headers or {}, delay)] * times)
+
+    def count(self, method, path):
+        return sum(1 for m, p, _h, _b in self.seen if m == method and p.split("?", 1)[0] == path)
 
 
 @pytest.fixture()
@@ -34,8 +40,10 @@ def server():
             body = self.rfile.read(length) if length else b""
             self.server_script.seen.append((self.command, self.path, dict(self.headers), body))
             path = self.path.split("?", 1)[0]
-            queue = self.server_script.answers.get(path) or [(404, {"message": "Route not found."}, {})]
-            status, payload, headers = queue.pop(0) if len(queue) > 1 else queue[0]
+            queue = self.server_script.answers.get(path) or [(404, {"message": "Route not found."}, {}, 0.0)]
+            status, payload, headers, delay = queue.pop(0) if len(queue) > 1 else queue[0]
+            if delay:
+                time.sleep(delay)
             raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode() if payload else b""
             self.send_response(status)
             ctype = "text/plain" if isinstance(payload, str) else "application/json"
@@ -44,9 +52,10 @@ def server():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
-            self.wfile.write(raw)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+                self.wfile.write(raw)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _answer
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _answer
 
     Handler.server_script = script
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -136,19 +145,117 @@ def test_500_retried_for_get_not_for_post(server):
     assert c.calls == {"POST": 1, "GET": 3}
 
 
-def test_connection_error_retried_then_readable():
+def closed_port():
     import socket
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
+    return port
+
+
+def test_connection_error_retried_then_readable():
+    port = closed_port()
     c, sleeps = client(f"http://127.0.0.1:{port}", retries=2)
     with pytest.raises(CoderError) as ei:
         c.buildinfo()
     assert ei.value.status is None
     assert f"cannot reach http://127.0.0.1:{port}" in str(ei.value)
     assert len(sleeps) == 2 and c.calls == {"GET": 3}
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.parametrize("status", [502, 503, 504, 500])
+def test_post_and_patch_answered_5xx_are_sent_once(server, method, status):
+    """A 5xx may come after the server acted (a 504 from a proxy while Coder created the user): never replay."""
+    server.add("/api/v2/users", status, {"message": "Gateway Timeout."})
+    c, sleeps = client(server.url, retries=4)
+    with pytest.raises(CoderError) as ei:
+        c.request(method, "/api/v2/users", json={"username": "alice"}, expected=(201,))
+    assert server.count(method, "/api/v2/users") == 1
+    assert c.calls == {method: 1} and sleeps == []
+    text = str(ei.value)
+    assert f"{method} /api/v2/users returned HTTP {status}: Gateway Timeout" in text
+    assert f"not retried: a {method} is never sent twice once it may have reached the server" in text
+
+
+def test_get_answered_503_then_200_succeeds_with_two_calls(server):
+    server.add("/api/v2/users/me", 503, {"message": "unavailable"})
+    server.add("/api/v2/users/me", 200, {"username": "admin"})
+    c, sleeps = client(server.url)
+    assert c.me()["username"] == "admin"
+    assert server.count("GET", "/api/v2/users/me") == 2
+    assert c.calls == {"GET": 2} and len(sleeps) == 1
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_idempotent_writes_retried_on_504(server, method):
+    server.add("/api/v2/users/alice/roles", 504, {"message": "Gateway Timeout."})
+    server.add("/api/v2/users/alice/roles", 200, {"username": "alice"})
+    c, _ = client(server.url)
+    assert c.request(method, "/api/v2/users/alice/roles", json={"roles": []})["username"] == "alice"
+    assert server.count(method, "/api/v2/users/alice/roles") == 2
+
+
+def test_post_timeout_is_not_retried(server):
+    """No answer in time: the POST may be in the server's hands; it is not sent again."""
+    server.add("/api/v2/users", 201, {"id": "u1"}, delay=1.0)
+    c, sleeps = client(server.url, timeout=0.3)
+    with pytest.raises(CoderError) as ei:
+        c.request("POST", "/api/v2/users", json={"username": "alice"}, expected=(201,))
+    time.sleep(0.8)  # let the slow answer finish before counting
+    assert server.count("POST", "/api/v2/users") == 1 and sleeps == []
+    assert ei.value.status is None
+    assert "no answer within 0.3s" in str(ei.value) and "not retried" in str(ei.value)
+
+
+def test_get_timeout_is_retried(server):
+    server.add("/api/v2/users/me", 200, {"username": "slow"}, delay=1.0)
+    server.add("/api/v2/users/me", 200, {"username": "admin"})
+    c, sleeps = client(server.url, timeout=0.3)
+    assert c.me()["username"] == "admin"
+    assert len(sleeps) == 1 and c.calls == {"GET": 2}
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_post_refused_connection_is_retried(method):
+    """Connection refused happens before a byte is sent: resending a POST is safe."""
+    port = closed_port()
+    c, sleeps = client(f"http://127.0.0.1:{port}", retries=2)
+    with pytest.raises(CoderError) as ei:
+        c.request(method, "/api/v2/users", json={}, expected=(201,))
+    assert c.calls == {method: 3} and len(sleeps) == 2
+    assert "cannot reach" in str(ei.value) and "not retried" not in str(ei.value)
+
+
+def test_post_429_is_retried(server):
+    """The rate limiter refuses before the handler runs: a POST answered 429 was not handled."""
+    server.add("/api/v2/users/login", 429, {"message": "rate limited"}, {"Retry-After": "1"})
+    server.add("/api/v2/users/login", 201, {"session_token": "s"})
+    c, sleeps = client(server.url)
+    assert c.login("a@example.com", "pw") == "s"
+    assert server.count("POST", "/api/v2/users/login") == 2 and sleeps == [1.0]
+
+
+def test_buildinfo_probe_names_what_answered(server):
+    server.add("/api/v2/buildinfo", 404, "<html>Not Found</html>", {"Server": "nginx"})
+    c, _ = client(server.url)
+    with pytest.raises(CoderError) as ei:
+        c.coder_buildinfo()
+    text = str(ei.value)
+    assert text.startswith(f"{server.url} is not a Coder deployment: GET /api/v2/buildinfo answered HTTP 404")
+    assert "(text/plain)" in text and "check coder_url" in text
+    server.answers["/api/v2/buildinfo"] = [(200, {"hello": "world"}, {}, 0.0)]  # JSON, but not Coder's
+    with pytest.raises(CoderError, match="answered HTTP 200 \\(application/json\\)"):
+        c.coder_buildinfo()
+    server.answers["/api/v2/buildinfo"] = [(200, {"version": "v2.30.0"}, {}, 0.0)]
+    assert c.coder_buildinfo()["version"] == "v2.30.0"
+
+
+def test_url_with_credentials_is_refused():
+    with pytest.raises(ValueError, match="must not contain a user or password"):
+        CoderClient("https://admin:hunter2@coder.example.com")
 
 
 def test_pagination_and_not_found(server):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
 from ansible.module_utils.coder_common import CODER_CONNECTION_SPEC, USER_OPTIONS
+from coder_mu import load
+
+load("coder_templates")  # coder_template imports it
 
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 MODULES = PLUGINS / "modules"
@@ -53,3 +57,60 @@ def test_user_options_documented():
     bulk = docs("coder_users")["DOCUMENTATION"]["options"]["users"]["suboptions"]
     for opt in USER_OPTIONS:
         assert opt in user and opt in bulk, opt
+
+
+class _Spec(Exception):
+    """Raised instead of building the module: carries the argument_spec main() passed."""
+
+
+class _Capture:
+    def __init__(self, argument_spec=None, **kwargs):
+        raise _Spec(argument_spec)
+
+
+def argument_spec(name):
+    """The argument_spec a module's main() builds (the module class is replaced before anything runs)."""
+    spec = importlib.util.spec_from_file_location(f"_coder_doc_{name}", MODULES / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.AnsibleModule = _Capture
+    with pytest.raises(_Spec) as ei:
+        mod.main()
+    return ei.value.args[0]
+
+
+def _compare(where, spec, documented, problems):
+    for opt in sorted(set(spec) | set(documented)):
+        if opt not in documented:
+            problems.append(f"{where}{opt}: in argument_spec, not documented")
+            continue
+        if opt not in spec:
+            problems.append(f"{where}{opt}: documented, not in argument_spec")
+            continue
+        s, d = spec[opt], documented[opt]
+        checks = {
+            "type": (s.get("type", "str"), d.get("type", "str")),
+            "required": (bool(s.get("required")), bool(d.get("required"))),
+            "default": (s.get("default"), d.get("default")),
+            "choices": (s.get("choices"), d.get("choices")),
+            "elements": (s.get("elements"), d.get("elements")),
+            "aliases": (sorted(s.get("aliases") or []), sorted(d.get("aliases") or [])),
+        }
+        for field, (code, doc) in checks.items():
+            if code != doc:
+                problems.append(f"{where}{opt}: {field} is {code!r} in argument_spec but {doc!r} in DOCUMENTATION")
+        if s.get("options") or d.get("suboptions"):
+            _compare(f"{where}{opt}.", s.get("options") or {}, d.get("suboptions") or {}, problems)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_argument_spec_matches_documentation(name):
+    """Every option's type, required, default, choices, elements and aliases agree between code and docs
+    (e.g. coder_token's lifetime_days: documented 0 = the server's maximum, so the code defaults to 0)."""
+    d = docs(name)["DOCUMENTATION"]
+    opts = dict(d["options"])
+    for frag in d.get("extends_documentation_fragment", []):
+        opts = {**fragment(frag)["options"], **opts}
+    problems = []
+    _compare("", argument_spec(name), opts, problems)
+    assert problems == []

@@ -147,19 +147,24 @@ def test_apiserver_killed_mid_converge_rerun_converges(testbed, kube, converged)
     ).stdout
     import base64
 
-    conn = psycopg2.connect(base64.b64decode(url).decode(), connect_timeout=10)
+    # the URL names the in-cluster Service: the control host reaches the pod behind it on the testbed's bridge
+    pod_ip = client.CoreV1Api(kube).read_namespaced_pod("coder-db-0", "coder").status.pod_ip
+    conn = psycopg2.connect(
+        base64.b64decode(url).decode().replace("coder-db.coder.svc.cluster.local", pod_ip), connect_timeout=10
+    )
     conn.close()
 
 
 def _delete_pods(kube, selector: str) -> list[str]:
-    """Delete the pods of selector in namespace coder at once (a crash, not a graceful stop)."""
+    """Delete the pods of selector in namespace coder at once (a crash, not a graceful stop); their UIDs (a
+    StatefulSet's replacement pod has the same name)."""
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
     pods = core.list_namespaced_pod("coder", label_selector=selector).items
     for p in pods:
         core.delete_namespaced_pod(p.metadata.name, "coder", grace_period_seconds=0)
-    return [p.metadata.name for p in pods]
+    return [p.metadata.uid for p in pods]
 
 
 def _admin_logs_in(testbed, kube) -> bool:
@@ -201,7 +206,7 @@ def test_pod_deleted_mid_run_rerun_converges_and_keeps_data(testbed, kube, conve
     # the pod really came back (a new one), the Secrets were not regenerated, the data survived
     from kubernetes import client
 
-    now = [p.metadata.name for p in client.CoreV1Api(kube).list_namespaced_pod("coder", label_selector=selector).items]
+    now = [p.metadata.uid for p in client.CoreV1Api(kube).list_namespaced_pod("coder", label_selector=selector).items]
     assert now and not set(now) & set(deleted), (deleted, now)
     assert _secret_versions(kube) == converged
     assert _admin_logs_in(testbed, kube)

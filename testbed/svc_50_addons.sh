@@ -23,6 +23,23 @@ ready() {
   die "deployment $1/$2 is not ready"
 }
 
+# The Deployments' status can be stale right after the node restarted (their pods get new sandboxes): wait for the
+# services themselves. dns_answers: CoreDNS answers an A query for the API Service through its ClusterIP.
+dns_answers() {
+  python3 - "$TESTBED_DNS_IP" <<'PY'
+import socket, struct, sys
+name = b"".join(bytes([len(p)]) + p for p in b"kubernetes.default.svc.cluster.local".split(b".")) + b"\0"
+query = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(1)
+s.sendto(query, (sys.argv[1], 53))
+reply = s.recv(512)
+sys.exit(0 if reply[:2] == b"\x12\x34" and reply[3] & 0x0F == 0 and struct.unpack(">H", reply[6:8])[0] > 0 else 1)
+PY
+}
+# ingress_answers: Traefik answers HTTP on the node IP (404 for a host without a route)
+ingress_answers() { [ "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://$TESTBED_NODE_IP/")" != 000 ]; }
+
 case ${1:-status} in
   start)
     t0=$SECONDS
@@ -32,6 +49,8 @@ case ${1:-status} in
     done
     ready kube-system coredns
     ready traefik traefik
+    wait_for "cluster DNS on $TESTBED_DNS_IP" 120 dns_answers || die "CoreDNS does not answer on $TESTBED_DNS_IP:53"
+    wait_for "Traefik on http://$TESTBED_NODE_IP" 120 ingress_answers || die "Traefik does not answer on $TESTBED_NODE_IP:80"
     # shellcheck disable=SC2086 # one argument per name
     bash "$testbed_here/net.sh" hosts $hostnames
     log "cluster DNS ($TESTBED_DNS_IP) and Traefik (IngressClass traefik, https://$TESTBED_NODE_IP) ready in $((SECONDS - t0))s"

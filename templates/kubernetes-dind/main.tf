@@ -63,6 +63,12 @@ variable "privileged" {
   default     = false
 }
 
+variable "linuxbrew" {
+  type        = bool
+  description = "Install Linuxbrew on a workspace's first start (downloads from the internet: turn off where pods have no route out, e.g. air-gapped clusters or the coderstack testbed)."
+  default     = true
+}
+
 variable "coder_internal_url" {
   type        = string
   description = "In-cluster Coder URL (e.g. http://coder.coder.svc.cluster.local). When set, the agent downloads its binary and connects there instead of the access URL: needed when the access URL uses a self-signed certificate the image does not trust. Empty: use the access URL."
@@ -293,6 +299,11 @@ resource "kubernetes_pod" "main" {
       env {
         name  = "CODER_AGENT_TOKEN"
         value = coder_agent.main.token
+      }
+      env {
+        # read by the image's bootstrap.fish
+        name  = "CODERSTACK_LINUXBREW"
+        value = var.linuxbrew ? "1" : "0"
       }
       security_context {
         # docker-in-docker needs a privileged container; opt-in per template (variable "privileged").

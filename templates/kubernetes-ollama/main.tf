@@ -55,6 +55,12 @@ variable "ollama_install_url" {
   default     = "https://ollama.com/install.sh"
 }
 
+variable "ollama_install" {
+  type        = bool
+  description = "Install and start Ollama and pull the chosen model (downloads from the internet: turn off where pods have no route out, e.g. the coderstack testbed, or use an image with ollama installed)."
+  default     = true
+}
+
 variable "code_server_install_url" {
   type        = string
   description = "code-server install script (skipped when the image has code-server)."
@@ -206,6 +212,10 @@ resource "coder_agent" "main" {
     CS=$(command -v code-server || echo /tmp/code-server/bin/code-server)
     nohup "$CS" --auth none --port 13337 >/tmp/code-server.log 2>&1 &
     # Ollama: installed once per pod, started in the background, the chosen model pulled in the background.
+    if [ "${var.ollama_install}" != true ]; then
+      echo "ollama: skipped (template variable ollama_install = false)"
+      exit 0
+    fi
     if ! command -v ollama >/dev/null 2>&1; then
       curl -fsSL ${var.ollama_install_url} | sh
     fi

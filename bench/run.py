@@ -92,7 +92,6 @@ class Proxy:
 
     def __init__(self, upstream: str, ca: Path):
         self.upstream = urlsplit(upstream)
-        tls = ssl.create_default_context(cafile=str(ca))
         self.calls: Counter = Counter()
         proxy = self
 
@@ -108,6 +107,8 @@ class Proxy:
                     body = self.rfile.read(int(self.headers["Content-Length"]))
                 proxy.calls[(self.command, self.path.split("?")[0])] += 1
                 up = proxy.upstream
+                # read the CA for each call: the cold converge after the reset makes a new one
+                tls = ssl.create_default_context(cafile=str(ca))
                 conn = http.client.HTTPSConnection(up.hostname, up.port, timeout=300, context=tls)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request(self.command, self.path, body=body, headers=headers)

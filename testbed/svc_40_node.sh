@@ -153,7 +153,10 @@ start() {
   start_daemon containerd containerd --config "$dir/containerd/config.toml"
   wait_for "containerd on $sock" 30 ctr --address "$sock" version \
     || { tail -n 30 "$state/logs/containerd.log" >&2; die "containerd did not start"; }
-  start_daemon kubelet kubelet --config "$dir/kubelet.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
+  # restarted when it exits, as systemd does on a real node: right after a restart containerd's CRI can still be
+  # recovering its pods ("server is not initialized yet"), and the kubelet exits when it finds it so
+  start_daemon kubelet bash -c 'while :; do "$@"; echo "kubelet exited ($?), restarting in 2 s" >&2; sleep 2; done' \
+    kubelet kubelet --config "$dir/kubelet.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
     --root-dir "$kroot" --hostname-override "$node" --node-ip "$TESTBED_NODE_IP" \
     --node-labels "coderstack.io/testbed-node=real" --v=1
   start_daemon kube-proxy kube-proxy --config "$dir/kube-proxy/config.yaml" --v=1

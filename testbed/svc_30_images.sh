@@ -78,7 +78,8 @@ build() {
     dir="$work/ctx-$name"
     rm -rf "$dir" && mkdir -p "$dir"
     context "$name" "$dir"
-    podman build -q --network host --label "io.coderstack.inputs=$h" -t "$local_ref" "$dir" >"$work/build-$name.log" 2>&1 \
+    podman build -q --network host --build-arg "VERSION=$(tag_of "$name")" --label "io.coderstack.inputs=$h" \
+      -t "$local_ref" "$dir" >"$work/build-$name.log" 2>&1 \
       || { tail -n 30 "$work/build-$name.log" >&2; die "building image $name failed (log $work/build-$name.log)"; }
     rm -rf "$dir"
     log "image $name: built in $((SECONDS - t0))s"

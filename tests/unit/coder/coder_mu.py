@@ -25,3 +25,5 @@ def load(name: str):
 
 load("coder_client")
 load("coder_common")
+load("coder_templates")
+load("coder_workspaces")

@@ -12,10 +12,19 @@ from ansible.module_utils.coder_common import CODER_CONNECTION_SPEC, USER_OPTION
 from coder_mu import load
 
 load("coder_templates")  # coder_template imports it
+load("coder_workspaces")  # coder_workspace imports it
 
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
 MODULES = PLUGINS / "modules"
-NAMES = ["coder_first_user", "coder_token", "coder_user", "coder_users", "coder_info", "coder_template"]
+NAMES = [
+    "coder_first_user",
+    "coder_token",
+    "coder_user",
+    "coder_users",
+    "coder_info",
+    "coder_template",
+    "coder_workspace",
+]
 
 
 def fragment(name):

@@ -1,0 +1,300 @@
+# -*- coding: utf-8 -*-
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Coder workspaces through a CoderClient (``request()`` only): read, plan, build, wait.
+
+A workspace is reconciled in two steps:
+
+* :func:`plan` compares what Coder has (the workspace, its latest build and, when parameters are managed, that
+  build's parameter values) with what is wanted (``started``, ``stopped`` or ``absent``, rich parameters) and
+  returns the one build to run (``create``, ``start``, ``stop``, ``delete``) or ``None``;
+* :class:`Workspaces` runs it and waits: first for the build's provisioner job, then, for a started workspace, for
+  every agent to be ``connected`` and ``ready`` and every app with a health check to be ``healthy``.
+
+Waiting prints progress through ``log`` (the module's log) and ends, on failure, with what the user needs: the
+provisioner's error lines for a failed build, the agents' and apps' states (and what usually causes them) for a
+workspace that never became reachable.
+"""
+
+import time
+
+from ansible.module_utils.coder_client import CoderError
+from ansible.module_utils.coder_templates import log_tail, terraform_errors
+
+BUILD_TERMINAL = ("succeeded", "failed", "canceled")
+BUSY_STATUSES = ("pending", "starting", "stopping", "deleting", "canceling")
+AGENT_FAILED_LIFECYCLES = ("start_error", "start_timeout", "shutdown_error", "shutdown_timeout")
+
+
+class WorkspaceError(Exception):
+    """A build failed or a wait timed out; ``result`` carries what the module returns beside ``msg``."""
+
+    def __init__(self, msg, **result):
+        super().__init__(msg)
+        self.result = result
+
+
+# ------------------------------------------------------------------------------------------------ pure logic
+def parameter_values(params):
+    """``{name: value}`` -> Coder's ``[{"name", "value"}]`` (values are strings in Coder's API)."""
+    out = []
+    for name in sorted(params or {}):
+        value = params[name]
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out.append({"name": name, "value": str(value)})
+    return out
+
+
+def parameter_changes(current, wanted):
+    """The wanted parameters whose value differs from the build's: ``{name: (before, after)}``."""
+    have = {p.get("name"): p.get("value") for p in current or []}
+    changes = {}
+    for p in parameter_values(wanted):
+        if have.get(p["name"]) != p["value"]:
+            changes[p["name"]] = (have.get(p["name"]), p["value"])
+    return changes
+
+
+def current_state(workspace):
+    """``absent`` | ``started`` | ``stopped`` | ``failed`` | ``busy`` for a workspace object (or None)."""
+    if not workspace:
+        return "absent"
+    build = workspace.get("latest_build") or {}
+    status = build.get("status")
+    if status in BUSY_STATUSES:
+        return "busy"
+    if build.get("transition") == "delete" and status == "deleted":
+        return "absent"
+    if status == "running":
+        return "started"
+    if status == "stopped":
+        return "stopped"
+    return "failed"  # failed, canceled
+
+
+def plan(workspace, state, changes=None):
+    """The build that makes ``workspace`` (None = does not exist) reach ``state``; None when nothing is to do."""
+    now = current_state(workspace)
+    if state == "absent":
+        return None if now == "absent" else "delete"
+    if now == "absent":
+        return "create" if state == "started" else "create-stopped"
+    if state == "stopped":
+        return None if now == "stopped" else "stop"
+    if now in ("stopped", "failed") or changes:
+        return "start"
+    return None
+
+
+def agents_of(workspace):
+    """The agents of the latest build, with the fields a user checks."""
+    out = []
+    for res in (workspace.get("latest_build") or {}).get("resources") or []:
+        for agent in res.get("agents") or []:
+            out.append(
+                {
+                    "name": agent.get("name"),
+                    "status": agent.get("status"),
+                    "lifecycle_state": agent.get("lifecycle_state"),
+                    "version": agent.get("version"),
+                    "apps": [
+                        {"slug": a.get("slug"), "health": a.get("health"), "subdomain": a.get("subdomain", False)}
+                        for a in agent.get("apps") or []
+                    ],
+                }
+            )
+    return out
+
+
+def readiness(workspace, apps=True):
+    """``(ready, failed, summary)``: every agent connected and ready, every health-checked app healthy."""
+    agents = agents_of(workspace)
+    if not agents:
+        return False, False, "no agent reported yet"
+    parts, ready, failed = [], True, False
+    for a in agents:
+        parts.append(f"agent {a['name']}: {a['status']}, {a['lifecycle_state']}")
+        if a["lifecycle_state"] in AGENT_FAILED_LIFECYCLES:
+            failed = True
+        if a["status"] != "connected" or a["lifecycle_state"] != "ready":
+            ready = False
+        for app in a["apps"] if apps else []:
+            parts.append(f"app {app['slug']}: {app['health']}")
+            if app["health"] not in ("healthy", "disabled"):
+                ready = False
+    return ready, failed, "; ".join(parts)
+
+
+def workspace_view(workspace):
+    if not workspace:
+        return {}
+    build = workspace.get("latest_build") or {}
+    return {
+        "id": workspace.get("id"),
+        "name": workspace.get("name"),
+        "owner": workspace.get("owner_name"),
+        "template": workspace.get("template_name"),
+        "state": current_state(workspace),
+        "status": build.get("status"),
+        "transition": build.get("transition"),
+        "build_number": build.get("build_number"),
+        "template_version_id": build.get("template_version_id"),
+        "outdated": workspace.get("outdated"),
+        "agents": agents_of(workspace),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ API work
+class Workspaces:
+    """Read, build and wait for one owner's workspaces."""
+
+    def __init__(self, client, organization="default", log=None, sleep=time.sleep, clock=time.monotonic):
+        self.client = client
+        self.org = organization or "default"
+        self.progress = []
+        self.timings = {}
+        self._log = log
+        self._sleep = sleep
+        self._clock = clock
+        self._t0 = clock()  # timings are seconds since this object was made (the module's start)
+
+    def since_start(self):
+        return round(self._clock() - self._t0, 1)
+
+    def note(self, text):
+        self.progress.append(text)
+        if self._log:
+            self._log(text)
+
+    # --- reads
+    def get(self, owner, name):
+        try:
+            return self.client.request("GET", f"/api/v2/users/{owner}/workspace/{name}")
+        except CoderError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def template(self, name):
+        try:
+            return self.client.request("GET", f"/api/v2/organizations/{self.org}/templates/{name}")
+        except CoderError as e:
+            if e.status == 404:
+                raise WorkspaceError(
+                    f"template {name} does not exist in organization {self.org}: push it first "
+                    "(playbooks/templates.yml, the coder_template module)"
+                ) from None
+            raise
+
+    def build_parameters(self, build_id):
+        return self.client.request("GET", f"/api/v2/workspacebuilds/{build_id}/parameters") or []
+
+    def build_logs(self, build_id):
+        return self.client.request("GET", f"/api/v2/workspacebuilds/{build_id}/logs") or []
+
+    # --- writes
+    def create(self, owner, name, template_id, params, ttl_ms=None):
+        body = {"name": name, "template_id": template_id, "rich_parameter_values": parameter_values(params)}
+        if ttl_ms is not None:
+            body["ttl_ms"] = ttl_ms
+        return self.client.request("POST", f"/api/v2/users/{owner}/workspaces", json=body, expected=(200, 201))
+
+    def build(self, workspace_id, transition, params=None, template_version_id=None):
+        body = {"transition": transition}
+        if params:
+            body["rich_parameter_values"] = parameter_values(params)
+        if template_version_id:
+            body["template_version_id"] = template_version_id
+        return self.client.request("POST", f"/api/v2/workspaces/{workspace_id}/builds", json=body, expected=(200, 201))
+
+    # --- waits
+    def wait_build(self, owner, name, what, timeout):
+        """Poll the workspace until its latest build's job ends; a failed job raises with the provisioner's errors."""
+        start = self._clock()
+        delay, last = 0.5, None
+        while True:
+            ws = self.get(owner, name)
+            build = (ws or {}).get("latest_build") or {}
+            job = build.get("job") or {}
+            status = job.get("status")
+            if ws is None:  # a finished delete build hides the workspace
+                self.note(f"{what}: workspace gone after {self._clock() - start:.1f}s")
+                self.timings["build_seconds"] = self.since_start()
+                return None
+            if status != last:
+                self.note(f"{what}: build #{build.get('build_number')} {status} after {self._clock() - start:.1f}s")
+                last = status
+            if status in BUILD_TERMINAL:
+                self.timings["build_seconds"] = self.since_start()
+                if status != "succeeded":
+                    raise self._build_failure(what, ws, build, job)
+                return ws
+            if self._clock() - start > timeout:
+                raise WorkspaceError(
+                    f"{what}: build #{build.get('build_number')} is still {status} after {timeout}s (is a provisioner "
+                    "daemon running? Coder's built-in provisioners need CODER_PROVISIONER_DAEMONS > 0); raise "
+                    "wait_timeout for slow builds",
+                    workspace=workspace_view(ws),
+                )
+            self._sleep(delay)
+            delay = min(delay * 1.5, 3.0)
+
+    def _build_failure(self, what, ws, build, job):
+        try:
+            lines = log_tail(self.build_logs(build["id"]))
+        except CoderError:
+            lines = []
+        errors = terraform_errors(lines)
+        detail = "; ".join(errors) if errors else (job.get("error") or "no error text")
+        return WorkspaceError(
+            f"{what}: build #{build.get('build_number')} ({build.get('transition')}) {job.get('status')}: {detail}",
+            workspace=workspace_view(ws),
+            provisioner_log=lines,
+        )
+
+    def wait_ready(self, owner, name, what, timeout, apps=True, workspace=None):
+        """Poll until every agent is connected and ready and, with ``apps``, every health-checked app is healthy.
+        ``workspace``: the object just read (checked first, without another call)."""
+        start = self._clock()
+        last, connected = None, False
+        ws = workspace
+        while True:
+            ws = ws if ws is not None else self.get(owner, name)
+            if ws is None:
+                raise WorkspaceError(f"{what}: the workspace disappeared while waiting for its agent")
+            ready, failed, summary = readiness(ws, apps=apps)
+            agents = agents_of(ws)
+            if not connected and agents and all(a["status"] == "connected" for a in agents):
+                connected = True
+                self.timings["agent_connected_seconds"] = self.since_start()
+            if summary != last:
+                self.note(f"{what}: {summary} after {self._clock() - start:.1f}s")
+                last = summary
+            if ready:
+                self.timings["ready_seconds"] = self.since_start()
+                return ws
+            if failed or self._clock() - start > timeout:
+                raise WorkspaceError(
+                    f"{what}: not ready after {self._clock() - start:.0f}s ({summary}). {self._hint(ws)}",
+                    workspace=workspace_view(ws),
+                )
+            self._sleep(1.0)
+            ws = None
+
+    @staticmethod
+    def _hint(ws):
+        agents = agents_of(ws)
+        if not agents or any(a["status"] in ("connecting", "timeout") for a in agents):
+            return (
+                "The agent never connected: it downloads /bin/coder-linux-amd64 from the URL its init script names "
+                "(the access URL, or the template's coder_internal_url) and connects there; check from the "
+                "workspace pod (kubectl logs) that this URL resolves and that its certificate is trusted (the "
+                "template's CA bundle), or run the templates role's agent URL probe"
+            )
+        if any(a["lifecycle_state"] in AGENT_FAILED_LIFECYCLES for a in agents):
+            return "The agent's startup script failed: read its log in the workspace (/tmp/coder-startup-script.log)"
+        return (
+            "An app's health check does not answer: read the app's own log in the workspace (e.g. "
+            "/tmp/bootstrap.log for code-server in kubernetes-dind)"
+        )

@@ -1,0 +1,250 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: coder_workspace
+short_description: A Coder workspace for a user, started, stopped or absent
+description:
+  - Creates a workspace for O(owner) from O(template) with rich O(parameters), starts, stops or deletes it, and
+    waits for the build. A started workspace is also waited for until every agent is C(connected) and C(ready) and,
+    with O(wait_for_apps), every app with a health check is C(healthy).
+  - "Idempotent: an unchanged workspace costs one read call (two when O(parameters) are given: the latest build's
+    parameter values are compared). A workspace whose parameters differ is rebuilt with one C(start) build."
+  - A failed build fails the task with the provisioner's C(Error:) lines; a workspace whose agent never connects
+    fails with the agents' and apps' states and what usually causes them (the agent URL or its certificate).
+  - Check mode reports the build that would run; with C(--diff) the state and parameters before and after.
+options:
+  coder_token:
+    description: API token of the owner, or of an owner/user-admin allowed to manage other users' workspaces.
+    type: str
+    required: true
+    aliases: [token]
+  owner:
+    description: Username of the workspace's owner (C(me) = the token's user).
+    type: str
+    default: me
+  name:
+    description: Workspace name (Coder's rules; lower-case letters, digits and hyphens).
+    type: str
+    required: true
+  template:
+    description: Template the workspace is created from (needed to create it).
+    type: str
+  organization:
+    description: Organization of the template.
+    type: str
+    default: default
+  parameters:
+    description:
+      - Rich parameter values (C(name -> value)); values are sent as strings, booleans as C(true)/C(false).
+      - Parameters not given keep their defaults (at creation) or their current values.
+    type: dict
+    default: {}
+  ttl_ms:
+    description: Auto-stop after this many ms of inactivity (set at creation only; unset = the template's default).
+    type: int
+  update:
+    description: Rebuild a started workspace whose template has a newer active version (C(outdated)).
+    type: bool
+    default: false
+  state:
+    description: C(started), C(stopped) or C(absent) (deleting it deletes its volumes too).
+    type: str
+    default: started
+    choices: [started, stopped, absent]
+  wait:
+    description: Wait for the build and, when started, for the agents (and apps). Off = return once the build is queued.
+    type: bool
+    default: true
+  wait_for_apps:
+    description: When started, also wait until every app with a health check reports C(healthy).
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait for the build, then again for the agents and apps.
+    type: int
+    default: 900
+extends_documentation_fragment:
+  - coder
+author: coderstack contributors
+"""
+
+EXAMPLES = r"""
+- name: Alice has a started kubernetes-dind workspace with code-server healthy
+  coder_workspace:
+    coder_url: https://coder.example.com
+    coder_token: "{{ admin_token }}"
+    owner: alice
+    name: dev
+    template: kubernetes-dind
+    parameters: {cpu: 2, memory: 4}
+
+- name: Alice's workspace is stopped (its volumes are kept)
+  coder_workspace:
+    coder_url: https://coder.example.com
+    coder_token: "{{ admin_token }}"
+    owner: alice
+    name: dev
+    state: stopped
+"""
+
+RETURN = r"""
+workspace:
+  description: The workspace after the run (empty when absent).
+  returned: always
+  type: dict
+  contains:
+    id: {description: Workspace id., type: str}
+    name: {description: Workspace name., type: str}
+    owner: {description: Owner's username., type: str}
+    template: {description: Template name., type: str}
+    state: {description: "started, stopped, failed, busy or absent.", type: str}
+    status: {description: Status of the latest build., type: str}
+    build_number: {description: Number of the latest build., type: int}
+    agents:
+      description: Agents with status, lifecycle_state, version and apps (slug, health).
+      type: list
+      elements: dict
+  sample: {"name": "dev", "owner": "alice", "state": "started", "agents": [{"name": "main", "status": "connected"}]}
+action:
+  description: The build that ran (create, start, stop, delete) or none.
+  returned: always
+  type: str
+timings:
+  description: >-
+    Seconds from the module's start until the build ended (build_seconds), the agents connected
+    (agent_connected_seconds) and the workspace was ready (ready_seconds).
+  returned: when a build ran or the module waited
+  type: dict
+provisioner_log:
+  description: The provisioner's error lines and the log's last lines, when a build failed.
+  returned: on build failure
+  type: list
+  elements: str
+progress:
+  description: What the module waited for, with elapsed seconds.
+  returned: always
+  type: list
+  elements: str
+api_calls:
+  description: Coder API calls made, per HTTP method.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.coder_client import CoderError
+from ansible.module_utils.coder_common import (
+    api_calls,
+    client_from_module,
+    connection_spec,
+    fail,
+    run_main,
+    secret_free,
+)
+from ansible.module_utils.coder_workspaces import (
+    WorkspaceError,
+    Workspaces,
+    current_state,
+    parameter_changes,
+    parameter_values,
+    plan,
+    workspace_view,
+)
+
+
+def _diff(ws, state, params, changes):
+    before = {"state": current_state(ws)}
+    after = {"state": "absent" if state == "absent" else state}
+    if params:
+        before["parameters"] = {k: v[0] for k, v in changes.items()}
+        after["parameters"] = {p["name"]: p["value"] for p in parameter_values(params)}
+    return {"before": before, "after": after}
+
+
+def _run(svc, p, ws, action, template_version_id=None):
+    """Run ``action`` and wait as asked; returns the workspace after it."""
+    owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
+    if action in ("create", "create-stopped"):
+        template = svc.template(p["template"])
+        ws = svc.create(owner, name, template["id"], p["parameters"], p["ttl_ms"])
+        svc.note(f"{what}: created from template {p['template']}")
+    else:
+        transition = {"start": "start", "stop": "stop", "delete": "delete"}[action]
+        svc.build(ws["id"], transition, p["parameters"] if action == "start" else None, template_version_id)
+        svc.note(f"{what}: {transition} build queued")
+    if not p["wait"]:
+        return svc.get(owner, name)
+    ws = svc.wait_build(owner, name, what, p["wait_timeout"])
+    if action == "create-stopped":
+        svc.build(ws["id"], "stop")
+        ws = svc.wait_build(owner, name, what, p["wait_timeout"])
+    return ws
+
+
+def main():
+    argument_spec = connection_spec(
+        owner={"type": "str", "default": "me"},
+        name={"type": "str", "required": True},
+        template={"type": "str"},
+        organization={"type": "str", "default": "default"},
+        parameters={"type": "dict", "default": {}},
+        ttl_ms={"type": "int"},
+        update={"type": "bool", "default": False},
+        state={"type": "str", "default": "started", "choices": ["started", "stopped", "absent"]},
+        wait={"type": "bool", "default": True},
+        wait_for_apps={"type": "bool", "default": True},
+        wait_timeout={"type": "int", "default": 900},
+    )
+    argument_spec["coder_token"] = dict(argument_spec["coder_token"], required=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    secret_free(module)  # its failures and warnings never carry a secret
+    p = module.params
+    client = client_from_module(module)
+    svc = Workspaces(client, organization=p["organization"], log=module.log)
+    what = f"workspace {p['owner']}/{p['name']}"
+    result = {"changed": False, "action": "none"}
+    try:
+        ws = svc.get(p["owner"], p["name"])
+        if current_state(ws) == "busy":  # a build another client started: let it end before deciding
+            ws = svc.wait_build(p["owner"], p["name"], what, p["wait_timeout"]) if p["wait"] else ws
+        changes = {}
+        if ws and p["parameters"] and p["state"] == "started" and current_state(ws) == "started":
+            changes = parameter_changes(svc.build_parameters(ws["latest_build"]["id"]), p["parameters"])
+        action = plan(ws, p["state"], changes)
+        version = None
+        if action is None and p["update"] and p["state"] == "started" and ws and ws.get("outdated"):
+            action, version = "start", ws.get("template_active_version_id")
+        if action in ("create", "create-stopped") and not p["template"]:
+            module.fail_json(msg=f"{what} does not exist: set template to create it", api_calls=api_calls(client))
+        result.update(changed=action is not None, action=action or "none")
+        if module._diff:
+            result["diff"] = _diff(ws, p["state"], p["parameters"], changes)
+        if action and not module.check_mode:
+            ws = _run(svc, p, ws, action, version)
+        if p["state"] == "started" and p["wait"] and not module.check_mode and ws:
+            ws = svc.wait_ready(p["owner"], p["name"], what, p["wait_timeout"], apps=p["wait_for_apps"], workspace=ws)
+    except WorkspaceError as e:
+        module.fail_json(
+            msg=str(e), progress=svc.progress, timings=svc.timings, api_calls=api_calls(client), **e.result
+        )
+    except CoderError as e:
+        fail(module, f"reconciling {what}", e, progress=svc.progress, api_calls=api_calls(client))
+    module.exit_json(
+        workspace=workspace_view(ws) if p["state"] != "absent" else {},
+        progress=svc.progress,
+        timings=svc.timings,
+        api_calls=api_calls(client),
+        **result,
+    )
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -17,6 +17,8 @@ Steps (all against the running testbed, `bash testbed/up.sh`):
  5. scale: an extra-vars file with N users and M templates; converge once (setup), then re-run with nothing
     changed, timed, with every Coder API call counted by a logging reverse proxy on 127.0.0.1 in front of Coder
     (which it reaches through the ingress, verifying the exported CA).
+ 6. workspace: a kubernetes-dind workspace (image already on the node) through the coder_workspace module: create ->
+    build done -> agent connected -> code-server healthy; stop; start -> agent connected -> healthy; then deleted.
 Targets (printed PASS/FAIL, never a failed exit because of timing): re-run <= 1.5x the floor; unchanged users cost one
 list call and zero writes; unchanged templates zero writes (calls per template reported).
 """
@@ -281,6 +283,42 @@ def cleanup(coder_url: str, n_users: int, n_tpl: int) -> None:
         requests.delete(f"{coder_url}/api/v2/users/bench{i:03d}", headers=hdr, timeout=30, verify=ca)
 
 
+# ---------------------------------------------------------------------------------------------- workspace
+def coder_workspace(args: dict) -> tuple[float, dict]:
+    """Run the coder_workspace module once (ansible ad-hoc, JSON callback); (seconds, result)."""
+    cmd = ["ansible", "localhost", "-i", INV, "-m", "coder_workspace", "-a", json.dumps(args)]
+    extra = {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
+    dt, p = timed(sh, cmd, 1800, False, extra)
+    try:
+        res = json.loads(p.stdout[p.stdout.index("{") :])["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except ValueError:
+        res = {"failed": True, "msg": (p.stdout + p.stderr)[-2000:]}
+    if res.get("failed"):
+        sys.exit(f"bench: coder_workspace {args.get('state')} failed: {res.get('msg')}")
+    return round(dt, 1), res
+
+
+def workspace_bench(coder_url: str) -> dict:
+    """create -> ready, stop, start -> ready of one kubernetes-dind workspace; the module's own wait timings."""
+    kc = ["--kubeconfig", str(KUBECONFIG)]
+    token_s = json.loads(sh([str(KUBECTL), *kc, "-n", NS, "get", "secret", "coder-admin-token", "-o", "json"]).stdout)
+    base = {
+        "coder_url": coder_url,
+        "coder_token": base64.b64decode(token_s["data"]["token"]).decode(),
+        "ca_path": str(CODER_CA),
+        "owner": "carol",
+        "name": "bench",
+    }
+    out = {}
+    try:
+        for step, state in (("create", "started"), ("stop", "stopped"), ("start", "started")):
+            secs, res = coder_workspace(dict(base, template="kubernetes-dind", state=state))
+            out[step] = {"seconds": secs, **res.get("timings", {})}
+    finally:
+        out["delete"] = {"seconds": coder_workspace(dict(base, state="absent"))[0]}
+    return out
+
+
 def ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else float("inf")
 
@@ -326,6 +364,7 @@ def main() -> int:
         results["scale"] = {"users": n_users, "templates": n_tpl}
         # leave the testbed as the inventory has it: the bench's users and templates are deleted
         results["scale_cleanup_seconds"], _ = timed(cleanup, CODER_URL, n_users, n_tpl)
+        results["workspace"] = workspace_bench(CODER_URL)
     finally:
         proxy.server.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -387,6 +426,15 @@ def main() -> int:
             f"user list {api['user_list_calls']}, template calls {api['template_calls']})",
         ),
     ]
+    wsb = results["workspace"]
+    for step in ("create", "stop", "start"):
+        w = wsb[step]
+        note = ", ".join(
+            f"{k.replace('_seconds', '')} {w[k]}s"
+            for k in ("build_seconds", "agent_connected_seconds", "ready_seconds")
+            if k in w
+        )
+        rows.append((f"workspace {step} (kubernetes-dind, image on the node)", w["seconds"], "", note))
     print(f"\n{'step':55} {'seconds':>8} {'x floor':>8}  notes")
     for name, sec, rat, note in rows:
         print(f"{name:55} {sec if sec is not None else '-':>8} {rat:>8}  {note}")

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Build the Coder server (`coder`, AGPL edition, with the `server` subcommand) from the Go module proxy, once,
-# into $cache/bin/coder-$CODER_VERSION, linked as $state/bin/coder.
+# Build Coder from the Go module proxy, once per version, into $cache/bin (linked under $state/bin):
+#   coder-$CODER_VERSION        the server without its dashboard ("slim site"): the throwaway Coder servers of the
+#                               module tests run it on loopback
+#   coder-embed-$CODER_VERSION  the server WITH its dashboard (`embed` build tag): what the testbed's Coder image runs,
+#                               so what a platform engineer opens on the testbed is the Coder they run in production
+#   coder-agent-$CODER_VERSION  the `slim` build (no server): the agent binary workspaces download from
+#                               /bin/coder-linux-amd64, as Coder's release images ship it
 #
 # * coder/coder's go.mod carries replace directives (forks of tailscale, wireguard-go, ssh, pq, ...). `go build`
 #   of a dependency ignores them, so the wrapper module repeats them: they are read from the downloaded .mod file
 #   (single-line and `replace ( ... )` block forms; local-path replaces are skipped).
-# * Web UI: site/ embeds site/out only with the `embed` build tag (site/site_embed.go); without it
-#   (site/site_slim.go, `//go:build !embed`) the server serves a small "slim build" page and the API works.
-#   So this is the "slim" build: no tags, no Node/pnpm, nothing to generate.
-# * go.sum of the wrapper is seeded from coder/coder's own go.sum (see below).
+# * Dashboard: the module zip carries site/ (the React sources, with their generated TS files) and an empty site/out.
+#   site/ is copied out of the read-only module cache, built with the pnpm version its package.json names (from
+#   npm), and the result ($cache/coder-site-$CODER_VERSION) is placed into a writable copy of the module that the
+#   embed wrapper replaces github.com/coder/coder/v2 with (site/site_embed.go embeds site/out).
+# * go.sum of the wrappers is seeded from coder/coder's own go.sum (see below).
 # * CGO off (as upstream's scripts/build_go.sh does for release binaries).
-# Usage: testbed/build_coder.sh   (warm run: only checks the cache and relinks .testbed/bin/coder)
+# Usage: testbed/build_coder.sh   (warm run: only checks the cache and relinks .testbed/bin/coder*)
 set -euo pipefail
 # shellcheck source=testbed/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -40,7 +46,55 @@ if [ ! -x "$cache/bin/coder-$v" ]; then
   cat "$moddir/go.sum" "$w/go.sum" 2>/dev/null | sort -u >"$w/go.sum.new" && mv "$w/go.sum.new" "$w/go.sum"
 fi
 # buildinfo.tag is what /api/v2/buildinfo reports as version (otherwise "v0.0.0-devel").
-go_binary coder "$v" "$cache/src/coder-$v" github.com/coder/coder/v2/cmd/coder \
-  "-X github.com/coder/coder/v2/buildinfo.tag=${v#v}"
+ld="-X github.com/coder/coder/v2/buildinfo.tag=${v#v}"
+go_binary coder "$v" "$cache/src/coder-$v" github.com/coder/coder/v2/cmd/coder "$ld"
 "$state/bin/coder" --version >/dev/null || die "built coder binary does not run"
-log "coder $v ready: $state/bin/coder"
+go_binary coder-agent "$v" "$cache/src/coder-$v" github.com/coder/coder/v2/cmd/coder "$ld" slim
+"$state/bin/coder-agent" --version >/dev/null || die "built coder agent binary does not run"
+
+# The dashboard, built once per version from the module's site/ (pnpm from npm, vite).
+moddir() { (cd "$cache/src/probe" && go mod download -json "github.com/coder/coder/v2@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); }
+site_out="$cache/coder-site-$v"
+if [ ! -f "$site_out/index.html" ]; then
+  t0=$SECONDS
+  md=$(moddir)
+  pv=$(sed -n 's/.*"packageManager": "pnpm@\([0-9.]*\).*/\1/p' "$md/site/package.json")
+  [ -n "$pv" ] || die "no pnpm version in $md/site/package.json (packageManager)"
+  pnpm_dir="$cache/tools/pnpm-$pv"
+  if [ ! -x "$pnpm_dir/node_modules/.bin/pnpm" ]; then
+    log "installing pnpm $pv from npm"
+    mkdir -p "$pnpm_dir"
+    npm install --prefix "$pnpm_dir" --no-audit --no-fund --loglevel=error "pnpm@$pv" >/dev/null
+  fi
+  sdir="$cache/src/coder-site-$v"
+  rm -rf "$sdir" && mkdir -p "$sdir"
+  cp -r "$md/site/." "$sdir/" && chmod -R u+w "$sdir"
+  log "coder $v dashboard: pnpm install (cold: ~30 s)"
+  (cd "$sdir" && CI=true "$pnpm_dir/node_modules/.bin/pnpm" install --frozen-lockfile --store-dir "$sdir/.pnpm-store" \
+    >"$sdir/install.log" 2>&1) || { tail -n 40 "$sdir/install.log" >&2; die "pnpm install of Coder's dashboard failed"; }
+  log "coder $v dashboard: vite build (cold: ~60-90 s)"
+  (cd "$sdir" && NODE_ENV=production NODE_OPTIONS=--max-old-space-size=4096 "$pnpm_dir/node_modules/.bin/pnpm" vite build \
+    >"$sdir/build.log" 2>&1) || { tail -n 40 "$sdir/build.log" >&2; die "building Coder's dashboard failed (log $sdir/build.log)"; }
+  [ -f "$sdir/out/index.html" ] || die "Coder's dashboard build left no out/index.html (log $sdir/build.log)"
+  find "$sdir/out" -name '*.map' -delete   # hidden sourcemaps: never served, only size
+  rm -rf "$site_out.tmp" && mv "$sdir/out" "$site_out.tmp"
+  mkdir -p "$site_out.tmp/bin" && touch "$site_out.tmp/bin/GITKEEP"   # site_embed.go embeds out/bin/*
+  mv "$site_out.tmp" "$site_out"
+  rm -rf "$sdir"
+  log "coder $v dashboard built in $((SECONDS - t0))s ($(du -sh "$site_out" | cut -f1))"
+fi
+
+# The server with the dashboard: the slim wrapper plus a replace of coder/coder by a writable copy of the module
+# whose site/out is the dashboard built above.
+if [ ! -x "$cache/bin/coder-embed-$v" ]; then
+  we="$cache/src/coder-embed-$v"
+  rm -rf "$we" && mkdir -p "$we"
+  cp -r "$(moddir)/." "$we/coder/" && chmod -R u+w "$we/coder"
+  rm -rf "$we/coder/site/out" && cp -r "$site_out" "$we/coder/site/out"
+  cp "$cache/src/coder-$v/go.mod" "$cache/src/coder-$v/go.sum" "$we/"
+  echo "replace github.com/coder/coder/v2 => ./coder" >>"$we/go.mod"
+fi
+go_binary coder-embed "$v" "$cache/src/coder-embed-$v" github.com/coder/coder/v2/cmd/coder "$ld" embed
+rm -rf "$cache/src/coder-embed-$v/coder"   # 170 MB copy, only needed for that one build
+"$state/bin/coder-embed" --version >/dev/null || die "built coder (embed) binary does not run"
+log "coder $v ready: $state/bin/coder (slim site), coder-embed (dashboard), coder-agent (agent)"

@@ -3,7 +3,7 @@
 # as $TESTBED_REGISTRY/coderstack-testbed/<name>:<tag>:
 #   pause     the pod sandbox (a static C program, FROM scratch)           containerd's sandbox_image
 #   postgres  Debian's PostgreSQL with the official image's env contract     the postgres role (incluster)
-#   coder     the Coder server built from its Go module, OpenTofu, providers the official Coder chart
+#   coder     Coder (dashboard, agent) built from its Go module, OpenTofu, providers  the official Coder chart
 #   coredns   CoreDNS built from its Go module                              cluster DNS (svc_50_addons.sh)
 #   traefik   Traefik v3 built from its Go module                           the ingress controller (svc_50_addons.sh)
 # Each image is keyed by a hash of its inputs (testbed/images/<name>/, the versions of the binaries it takes, the
@@ -38,7 +38,7 @@ inputs() {
     pause) gcc --version | head -n 1 ;;
     postgres) podman image inspect --format '{{.Id}}' "$base" ;;
     coder) podman image inspect --format '{{.Id}}' "$base"
-      echo "coder-$CODER_VERSION tofu-$TOFU_VERSION coder-provider-$TF_PROVIDER_CODER_VERSION kubernetes-provider-$TF_PROVIDER_KUBERNETES_VERSION" ;;
+      echo "coder-embed-$CODER_VERSION coder-agent-$CODER_VERSION tofu-$TOFU_VERSION coder-provider-$TF_PROVIDER_CODER_VERSION kubernetes-provider-$TF_PROVIDER_KUBERNETES_VERSION" ;;
     coredns) echo "coredns-$COREDNS_VERSION" ;;
     traefik) echo "traefik-$TRAEFIK_VERSION" ;;
   esac
@@ -57,8 +57,10 @@ context() {
   case $name in
     pause) gcc -static -Os -s -o "$dir/pause" "$src/pause/pause.c" ;;
     coder)
-      need_bin "$cache/bin/coder-$CODER_VERSION"; need_bin "$cache/bin/tofu-$TOFU_VERSION"
-      cp "$cache/bin/coder-$CODER_VERSION" "$dir/coder"
+      need_bin "$cache/bin/coder-embed-$CODER_VERSION"; need_bin "$cache/bin/coder-agent-$CODER_VERSION"
+      need_bin "$cache/bin/tofu-$TOFU_VERSION"
+      cp "$cache/bin/coder-embed-$CODER_VERSION" "$dir/coder"
+      cp "$cache/bin/coder-agent-$CODER_VERSION" "$dir/coder-agent"
       cp "$cache/bin/tofu-$TOFU_VERSION" "$dir/terraform"
       # OpenTofu resolves "coder/coder" and "hashicorp/kubernetes" on registry.opentofu.org: that host's part
       mkdir -p "$dir/terraform-mirror"

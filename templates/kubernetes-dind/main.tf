@@ -75,6 +75,12 @@ variable "coder_internal_url" {
   default     = ""
 }
 
+variable "ca_configmap" {
+  type        = string
+  description = "ConfigMap in the workspace namespace whose ca.crt the workspace trusts besides the image's CAs (coderstack's ingress role exports its self-signed CA as ConfigMap coder-ca): the agent then downloads its binary from, and connects to, an access URL with that certificate. Empty: the image's CAs only. A missing ConfigMap is ignored (optional volume)."
+  default     = ""
+}
+
 variable "bootstrap_command" {
   type        = string
   description = "Command that starts the image's services (dockerd, code-server on code_server_port); run in the background by the agent's startup script."
@@ -201,6 +207,16 @@ locals {
   access_url = trimsuffix(data.coder_workspace.me.access_url, "/")
   init_script = (var.coder_internal_url == "" ? coder_agent.main.init_script :
   replace(coder_agent.main.init_script, local.access_url, trimsuffix(var.coder_internal_url, "/")))
+  # The CA of ca_configmap joins the image's bundle for the init script, the agent and everything it starts
+  # (curl, Go, Node read these variables); without the ConfigMap the image's own CAs are used.
+  trust_ca = <<-EOT
+    if [ -s /etc/coderstack/ca/ca.crt ]; then
+      b=/tmp/coderstack-ca-bundle.crt
+      cat /etc/ssl/certs/ca-certificates.crt /etc/coderstack/ca/ca.crt >"$b" 2>/dev/null || cat /etc/coderstack/ca/ca.crt >"$b"
+      export SSL_CERT_FILE="$b" CURL_CA_BUNDLE="$b" NODE_EXTRA_CA_CERTS=/etc/coderstack/ca/ca.crt
+    fi
+  EOT
+  init_command = "${local.trust_ca}\n${local.init_script}"
   volumes = {
     home      = { path = "/root", size = var.home_disk_size }
     docker    = { path = "/var/lib/docker", size = var.docker_disk_size }
@@ -295,7 +311,7 @@ resource "kubernetes_pod" "main" {
       name              = "dev"
       image             = data.coder_parameter.image.value
       image_pull_policy = var.image_pull_policy
-      command           = ["sh", "-c", local.init_script]
+      command           = ["sh", "-c", local.init_command]
       env {
         name  = "CODER_AGENT_TOKEN"
         value = coder_agent.main.token
@@ -327,6 +343,14 @@ resource "kubernetes_pod" "main" {
           read_only  = false
         }
       }
+      dynamic "volume_mount" {
+        for_each = var.ca_configmap == "" ? [] : [1]
+        content {
+          name       = "coderstack-ca"
+          mount_path = "/etc/coderstack/ca"
+          read_only  = true
+        }
+      }
     }
     dynamic "volume" {
       for_each = local.volumes
@@ -335,6 +359,16 @@ resource "kubernetes_pod" "main" {
         persistent_volume_claim {
           claim_name = kubernetes_persistent_volume_claim.volume[volume.key].metadata[0].name
           read_only  = false
+        }
+      }
+    }
+    dynamic "volume" {
+      for_each = var.ca_configmap == "" ? [] : [1]
+      content {
+        name = "coderstack-ca"
+        config_map {
+          name     = var.ca_configmap
+          optional = true
         }
       }
     }

@@ -79,6 +79,12 @@ variable "coder_internal_url" {
   default     = ""
 }
 
+variable "ca_configmap" {
+  type        = string
+  description = "ConfigMap in the workspace namespace whose ca.crt the workspace trusts besides the image's CAs (coderstack's ingress role exports its self-signed CA as ConfigMap coder-ca): the agent then downloads its binary from, and connects to, an access URL with that certificate. Empty: the image's CAs only. A missing ConfigMap is ignored (optional volume)."
+  default     = ""
+}
+
 # ---------------------------------------------------------------------------------------------------------------
 # Parameters (users, per workspace)
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,6 +200,16 @@ locals {
   access_url = trimsuffix(data.coder_workspace.me.access_url, "/")
   init_script = (var.coder_internal_url == "" ? coder_agent.main.init_script :
   replace(coder_agent.main.init_script, local.access_url, trimsuffix(var.coder_internal_url, "/")))
+  # The CA of ca_configmap joins the image's bundle for the init script, the agent and everything it starts
+  # (curl, Go, Node read these variables); without the ConfigMap the image's own CAs are used.
+  trust_ca = <<-EOT
+    if [ -s /etc/coderstack/ca/ca.crt ]; then
+      b=/tmp/coderstack-ca-bundle.crt
+      cat /etc/ssl/certs/ca-certificates.crt /etc/coderstack/ca/ca.crt >"$b" 2>/dev/null || cat /etc/coderstack/ca/ca.crt >"$b"
+      export SSL_CERT_FILE="$b" CURL_CA_BUNDLE="$b" NODE_EXTRA_CA_CERTS=/etc/coderstack/ca/ca.crt
+    fi
+  EOT
+  init_command = "${local.trust_ca}\n${local.init_script}"
 }
 
 resource "coder_agent" "main" {
@@ -344,7 +360,7 @@ resource "kubernetes_deployment" "main" {
           name              = "dev"
           image             = var.image
           image_pull_policy = "IfNotPresent"
-          command           = ["sh", "-c", local.init_script]
+          command           = ["sh", "-c", local.init_command]
           security_context {
             run_as_user = 1000
           }
@@ -367,6 +383,14 @@ resource "kubernetes_deployment" "main" {
             name       = "home"
             read_only  = false
           }
+          dynamic "volume_mount" {
+            for_each = var.ca_configmap == "" ? [] : [1]
+            content {
+              name       = "coderstack-ca"
+              mount_path = "/etc/coderstack/ca"
+              read_only  = true
+            }
+          }
         }
 
         volume {
@@ -374,6 +398,16 @@ resource "kubernetes_deployment" "main" {
           persistent_volume_claim {
             claim_name = kubernetes_persistent_volume_claim.home.metadata[0].name
             read_only  = false
+          }
+        }
+        dynamic "volume" {
+          for_each = var.ca_configmap == "" ? [] : [1]
+          content {
+            name = "coderstack-ca"
+            config_map {
+              name     = var.ca_configmap
+              optional = true
+            }
           }
         }
 

@@ -1,0 +1,208 @@
+"""The moment coderstack exists for, end to end on the testbed, through the public path (ingress, TLS):
+a developer's workspace is built from the template, its pod runs on the real node, the agent connects, code-server
+is healthy, and inside it fish is the shell, dockerd answers and runs a container, and the home survives a stop and
+a start. The second template (kubernetes-ollama) runs as uid 1000 with its agent connected and code-server healthy.
+
+site.yml (the session fixture `converged`) creates carol's `dev` workspace from inventories/testbed
+(group_vars/all/workspaces.yml); the tests read it back, act in it, and drive it with the coder_workspace module.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import tarfile
+import time
+import uuid
+
+import pytest
+from helpers.modules import run_module
+from helpers.parts import REPO, STATE
+
+pytestmark = pytest.mark.slow
+NS = "coder"
+OWNER = "carol"
+NAME = "dev"
+POD = f"coder-{OWNER}-{NAME}"
+NODE = "testbed-real-1"
+
+
+def kubectl(*args: str, stdin: bytes | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    cmd = [str(STATE / "bin/kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
+
+
+def in_pod(pod: str, script: str, stdin: bytes | None = None, timeout: int = 120) -> str:
+    """Run a shell script in the workspace container (kubectl exec, as the container's user); its stdout."""
+    args = ["exec", "-n", NS, *(["-i"] if stdin is not None else []), pod, "-c", "dev", "--", "sh", "-c", script]
+    proc = kubectl(*args, stdin=stdin, timeout=timeout)
+    assert proc.returncode == 0, f"`{script}` in {pod} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
+    return proc.stdout.decode()
+
+
+def admin_args(testbed, kube) -> dict:
+    from kubernetes import client
+
+    token = client.CoreV1Api(kube).read_namespaced_secret("coder-admin-token", NS).data["token"]
+    return {
+        "coder_url": testbed.coder_url,
+        "coder_token": base64.b64decode(token).decode(),
+        "ca_path": str(testbed.coder_ca),
+    }
+
+
+def workspace(testbed, kube, owner=OWNER, name=NAME) -> dict:
+    return testbed.coder(kube, f"/api/v2/users/{owner}/workspace/{name}")
+
+
+def agents(ws: dict) -> list[dict]:
+    return [a for r in ws["latest_build"]["resources"] for a in r.get("agents") or []]
+
+
+def assert_ready(ws: dict) -> None:
+    """The developer's view: build succeeded, the agent connected and ready, code-server healthy."""
+    build = ws["latest_build"]
+    assert (build["transition"], build["status"], build["job"]["status"]) == ("start", "running", "succeeded")
+    [agent] = agents(ws)
+    assert (agent["status"], agent["lifecycle_state"]) == ("connected", "ready"), agent
+    apps = {a["slug"]: a["health"] for a in agent["apps"]}
+    assert apps.get("code-server") == "healthy", apps
+
+
+@pytest.fixture(scope="module")
+def dind(converged, testbed, kube) -> dict:
+    ws = workspace(testbed, kube)
+    assert ws["template_name"] == "kubernetes-dind"
+    return ws
+
+
+def test_dind_build_agent_and_code_server(dind):
+    assert_ready(dind)
+    [agent] = agents(dind)
+    assert agent["version"].lstrip("v").startswith(dind_version())
+
+
+def dind_version() -> str:
+    text = (REPO / "roles/coder/defaults/main.yml").read_text()
+    return text.split('coder_chart_version: "', 1)[1].split('"', 1)[0]
+
+
+def test_dind_volumes_bound_and_pod_privileged_on_the_real_node(dind, kube):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    for vol in ("home", "docker", "linuxbrew"):
+        pvc = core.read_namespaced_persistent_volume_claim(f"{POD}-{vol}", NS)
+        assert pvc.status.phase == "Bound", (vol, pvc.status.phase)
+    pod = core.read_namespaced_pod(POD, NS)
+    assert pod.spec.node_name == NODE
+    assert pod.status.phase == "Running"
+    [c] = pod.spec.containers
+    assert c.security_context.privileged is True
+    [cs] = pod.status.container_statuses
+    assert cs.ready and cs.container_id.startswith("containerd://")
+    assert pod.metadata.labels["com.coder.user.username"] == OWNER
+    # the CA the ingress role exported is mounted: the agent reached https://coder.testbed.local with it
+    mounts = {m.mount_path: m.name for m in c.volume_mounts}
+    assert mounts.get("/etc/coderstack/ca") == "coderstack-ca"
+
+
+def test_dind_agent_used_the_access_url_with_the_exported_ca(dind):
+    """The agent process was started by the init script from https://coder.testbed.local (not an in-cluster
+    http URL), trusting the CA through the bundle the template builds."""
+    env = in_pod(POD, "cat /proc/$(pgrep -f 'coder agent' | head -n1)/environ | tr '\\0' '\\n'")
+    assert "CODER_AGENT_URL=https://coder.testbed.local/" in env
+    assert "SSL_CERT_FILE=/tmp/coderstack-ca-bundle.crt" in env
+    bundle = in_pod(POD, "cat /tmp/coderstack-ca-bundle.crt")
+    ca = (STATE / "coder-ca.crt").read_text().strip()
+    assert ca in bundle
+
+
+def test_fish_is_the_shell_and_docker_runs_a_local_image(dind, tmp_path):
+    assert in_pod(POD, "getent passwd root").strip().endswith(":/usr/bin/fish")
+    assert in_pod(POD, "fish -c 'echo $FISH_VERSION'").strip()
+    # dockerd was started by the image's bootstrap (docker-in-docker, privileged)
+    deadline = time.monotonic() + 90
+    while True:
+        proc = kubectl("exec", "-n", NS, POD, "-c", "dev", "--", "docker", "info", "--format", "{{.ServerVersion}}")
+        if proc.returncode == 0 and proc.stdout.strip():
+            break
+        assert time.monotonic() < deadline, f"docker info never answered: {proc.stderr.decode()[-1000:]}"
+        time.sleep(2)
+    # a locally provided image: a static program built here, imported into the workspace's dockerd and run there
+    src = tmp_path / "hello.c"
+    src.write_text('#include <stdio.h>\nint main(void){puts("hello from a container in a coderstack workspace");}\n')
+    subprocess.run(["gcc", "-static", "-Os", "-o", str(tmp_path / "hello"), str(src)], check=True)
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        tar.add(tmp_path / "hello", arcname="hello")
+    in_pod(POD, "docker import - coderstack-test/hello:local >/dev/null", stdin=rootfs.read_bytes())
+    out = in_pod(POD, "docker run --rm coderstack-test/hello:local /hello", timeout=180)
+    assert out.strip() == "hello from a container in a coderstack workspace"
+
+
+def test_home_survives_stop_and_start(dind, testbed, kube):
+    marker = uuid.uuid4().hex
+    in_pod(POD, f"echo {marker} > /root/coderstack-persist.txt")
+    args = dict(admin_args(testbed, kube), owner=OWNER, name=NAME)
+    stopped = run_module("coder_workspace", dict(args, state="stopped"))
+    assert stopped.get("failed") is not True, stopped.get("msg")
+    assert stopped["changed"] is True and stopped["action"] == "stop"
+    assert workspace(testbed, kube)["latest_build"]["status"] == "stopped"
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    deadline = time.monotonic() + 120
+    while any(p.metadata.name == POD for p in core.list_namespaced_pod(NS).items):
+        assert time.monotonic() < deadline, "the workspace pod is still there after the stop build"
+        time.sleep(1)
+    assert core.read_namespaced_persistent_volume_claim(f"{POD}-home", NS).status.phase == "Bound"
+    started = run_module("coder_workspace", dict(args, state="started"))
+    assert started.get("failed") is not True, started.get("msg")
+    assert started["changed"] is True and started["action"] == "start"
+    assert_ready(workspace(testbed, kube))
+    assert in_pod(POD, "cat /root/coderstack-persist.txt").strip() == marker
+    again = run_module("coder_workspace", dict(args, state="started"))
+    assert again["changed"] is False and again["api_calls"] == {"GET": 1}
+
+
+def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
+    from kubernetes import client
+
+    args = dict(admin_args(testbed, kube), owner=OWNER, name="llm")
+    res = run_module("coder_workspace", dict(args, template="kubernetes-ollama", parameters={"cpu": 2, "memory": 2}))
+    try:
+        assert res.get("failed") is not True, res.get("msg")
+        assert res["changed"] is True and res["action"] == "create"
+        ws = workspace(testbed, kube, name="llm")
+        assert_ready(ws)
+        apps = client.AppsV1Api(kube)
+        dep = apps.read_namespaced_deployment(f"coder-{OWNER}-llm", NS)
+        assert dep.spec.template.spec.security_context.run_as_user == 1000
+        [pod] = (
+            client.CoreV1Api(kube)
+            .list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/instance=coder-{OWNER}-llm")
+            .items
+        )
+        assert pod.spec.node_name == NODE
+        assert in_pod(pod.metadata.name, "id -u").strip() == "1000"
+        assert in_pod(pod.metadata.name, "echo $HOME").strip() == "/home/coder"
+    finally:
+        gone = run_module("coder_workspace", dict(args, state="absent"))
+    assert gone.get("failed") is not True, gone.get("msg")
+    assert gone["action"] == "delete"
+    with pytest.raises(Exception, match="404"):
+        workspace(testbed, kube, name="llm")
+    pvcs = client.CoreV1Api(kube).list_namespaced_persistent_volume_claim(NS).items
+    assert f"coder-{OWNER}-llm-home" not in {p.metadata.name for p in pvcs}
+
+
+def test_workspace_module_check_mode_and_diff(dind, testbed, kube):
+    """A parameter change is reported with its before/after, and check mode builds nothing."""
+    before = workspace(testbed, kube)["latest_build"]["build_number"]
+    args = dict(admin_args(testbed, kube), owner=OWNER, name=NAME, parameters={"cpu": 2, "memory": 4})
+    res = run_module("coder_workspace", dict(args, state="started"), check=True, diff=True)
+    assert res["changed"] is True and res["action"] == "start"
+    assert res["diff"]["before"]["parameters"] == {"memory": "2"}
+    assert res["diff"]["after"]["parameters"] == {"cpu": "2", "memory": "4"}
+    assert workspace(testbed, kube)["latest_build"]["build_number"] == before

@@ -8,12 +8,14 @@ in a pod on the real node. One test dumps the platform's in-cluster Coder databa
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from helpers.parts import REPO, need
@@ -183,10 +185,20 @@ def test_job_mode_runs_pg_dump_in_a_job_on_a_pvc(scratch, kube, playbook):
     c = pod.containers[0]
     assert c.image.endswith("/coderstack-testbed/postgres:15")
     env = {e.name: e for e in c.env}
-    assert env["PGURL"].value_from.secret_key_ref.name == "coder-db-url"
-    assert env["PGURL"].value_from.secret_key_ref.key == "url"
+    assert set(env) == {"DUMP"}, "the connection must come from the PG* Secret, not a URL variable"
+    assert [e.secret_ref.name for e in c.env_from] == ["coder-db-backup-env"]
     assert env["DUMP"].value.startswith("coder-") and env["DUMP"].value.endswith(".dump")
-    assert "pg_dump --format=custom" in c.args[0] and scratch["url"] not in c.args[0]
+    # pg_dump's command line (what `ps` shows on the node) names no URL, host or password: libpq reads PG* variables
+    assert "pg_dump --format=custom --no-password" in c.args[0]
+    assert "--dbname" not in c.args[0] and "PGURL" not in c.args[0] and "PGPASSWORD" not in c.args[0]
+    password = urlsplit(scratch["url"]).password
+    spec_text = json.dumps(client.ApiClient().sanitize_for_serialization(job))
+    assert scratch["url"] not in spec_text and unquote(password) not in spec_text
+    pg = client.CoreV1Api(kube).read_namespaced_secret("coder-db-backup-env", scratch["ns"])
+    pg_env = {k: base64.b64decode(v).decode() for k, v in pg.data.items()}
+    assert pg_env["PGPASSWORD"] == unquote(password)
+    assert (pg_env["PGDATABASE"], pg_env["PGUSER"]) == (scratch["db"], urlsplit(scratch["url"]).username)
+    assert pg.metadata.labels["app.kubernetes.io/managed-by"] == "coderstack"
     assert pod.volumes[0].persistent_volume_claim.claim_name == "coder-db-backups"
     pvc = client.CoreV1Api(kube).read_namespaced_persistent_volume_claim("coder-db-backups", scratch["ns"])
     assert pvc.spec.resources.requests["storage"] == "10Gi"

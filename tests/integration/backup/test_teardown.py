@@ -85,10 +85,16 @@ def install(testbed, kube):
     values = {"coder": {"ingress": {"enable": False}, "nodeSelector": KWOK_SELECTOR, "tolerations": KWOK_TOLERATIONS}}
     r = _helm(testbed, "upgrade", "--install", "coder", str(chart), "-n", ns, "--values", "-", stdin=json.dumps(values))
     assert r.returncode == 0, r.stderr
-    r = _helm(testbed, "upgrade", "--install", "ing", str(REPO / "tests/fixtures/charts/hello"), "-n", ing)
+    # the ingress role marks its release with coderstack.managedBy; a second release there is not coderstack's
+    hello = str(REPO / "tests/fixtures/charts/hello")
+    r = _helm(testbed, "upgrade", "--install", "ing", hello, "-n", ing, "--set", "coderstack.managedBy=coderstack")
     assert r.returncode == 0, r.stderr
-    yield {"ns": ns, "ing": ing}
-    for name in (ns, ing):
+    foreign = ns + "-foreign"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=foreign)))
+    r = _helm(testbed, "upgrade", "--install", "ingress-nginx", hello, "-n", foreign)
+    assert r.returncode == 0, r.stderr
+    yield {"ns": ns, "ing": ing, "foreign": foreign}
+    for name in (ns, ing, foreign):
         with contextlib.suppress(client.ApiException):
             core.delete_namespace(name)
 
@@ -103,6 +109,11 @@ def _exists(fn, *args) -> bool:
         if exc.status == 404:
             return False
         raise
+
+
+def _text(res) -> str:
+    """The run's output with whitespace collapsed (the YAML callback wraps long messages)."""
+    return " ".join(res.output.split())
 
 
 def _releases(testbed, ns: str) -> list[str]:
@@ -130,10 +141,13 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     assert _releases(testbed, ns) == ["coder"]
     assert _exists(apps.read_namespaced_stateful_set, "coder-db", ns)
 
-    # teardown: release, StatefulSet and Service gone; PVC, Secrets and namespace kept
+    # teardown: release, StatefulSet and Service gone; PVC, Secrets, templates and namespace kept, and said so
     res = playbook("playbooks/teardown.yml", extra_vars=base)
     assert res.rc == 0, res.output
-    assert "templates are not deleted" in res.output  # no admin token Secret in this namespace
+    assert "Kept: the workspace templates (teardown_templates is false" in _text(res)
+    assert "Kept PVCs: data-coder-db-0" in _text(res)
+    assert "Kept Secrets: coder-admin, coder-db-credentials, coder-db-url" in _text(res)
+    assert "Kept: the ingress controller (teardown_ingress is false)" in _text(res)
     assert _releases(testbed, ns) == []
     assert not _exists(apps.read_namespaced_stateful_set, "coder-db", ns)
     assert not _exists(core.read_namespaced_service, "coder-db", ns)
@@ -146,7 +160,17 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     res = playbook("playbooks/teardown.yml", extra_vars=base)
     assert res.rc == 0 and res.changed == 0, res.output
 
-    # ingress on request
+    # ingress on request: a release coderstack did not install (no coderstack.managedBy) is kept, and said so
+    res = playbook(
+        "playbooks/teardown.yml",
+        extra_vars={**base, "teardown_ingress": True, "teardown_ingress_namespace": install["foreign"]},
+    )
+    assert res.rc == 0, res.output
+    assert "kept: coderstack did not install it" in _text(res)
+    assert _releases(testbed, install["foreign"]) == ["ingress-nginx"]
+    assert _exists(core.read_namespace, install["foreign"])
+
+    # ... and coderstack's own release goes, with its namespace
     ing = {
         "teardown_ingress": True,
         "teardown_ingress_namespace": install["ing"],
@@ -154,13 +178,14 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     }
     res = playbook("playbooks/teardown.yml", extra_vars={**base, **ing})
     assert res.rc == 0, res.output
+    assert "uninstalled, namespace deleted" in _text(res)
     assert not _exists(core.read_namespace, install["ing"])
 
     # purge with confirmation: the namespace and its PVCs and Secrets are gone; again: changed=0
     purge = {**base, "coderstack_purge": True, "coderstack_purge_confirm": "yes-delete-all-data"}
     res = playbook("playbooks/teardown.yml", extra_vars=purge)
     assert res.rc == 0, res.output
-    assert "PVCs deleted: data-coder-db-0" in res.output
+    assert "PVCs deleted: data-coder-db-0" in _text(res)
     assert not _exists(core.read_namespace, ns)
     res = playbook("playbooks/teardown.yml", extra_vars=purge)
     assert res.rc == 0 and res.changed == 0, res.output
@@ -181,11 +206,83 @@ def test_teardown_lists_templates_with_the_admin_token(converged, testbed, kube,
         core.create_namespaced_secret(
             ns, client.V1Secret(metadata=client.V1ObjectMeta(name="coder-admin-token"), data=token.data)
         )
-        ev = {"coderstack_namespace": ns, "teardown_template_names": ["no-such-template-" + ns]}
+        ev = {
+            "coderstack_namespace": ns,
+            "teardown_templates": True,
+            "teardown_template_names": ["no-such-template-" + ns],
+        }
         res = playbook("playbooks/teardown.yml", extra_vars=ev)
         assert res.rc == 0, res.output
-        assert "templates deleted: none" in res.output
+        assert "templates deleted: none" in _text(res)
         assert res.changed == 0
         assert base64.b64decode(token.data["token"]).decode() not in res.output
     finally:
         core.delete_namespace(ns)
+
+
+@pytest.fixture()
+def coder_with_workspace(tmp_path_factory):
+    """A throwaway Coder with a provisioner, a template `td-tpl` (no resources) and a workspace built from it."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "unit" / "coder"))
+    from coder_mu import load
+    from helpers.coder_server import ThrowawayCoder, need_coder_parts, need_terraform
+    from helpers.modules import run_module
+
+    need_coder_parts()
+    need_terraform()
+    client_cls = load("coder_client").CoderClient
+    srv = ThrowawayCoder(tmp_path_factory.mktemp("coder-td"), prefix="coder_td", provisioners=1).start()
+    try:
+        c = client_cls(srv.url)
+        c.create_first_user("tdadmin", "tdadmin@it.example.com", "Td-Admin-Pass-4f1c9e2a7b", "Teardown Admin")
+        session = c.login("tdadmin@it.example.com", "Td-Admin-Pass-4f1c9e2a7b")
+        token = client_cls(srv.url, token=session).create_token("me", "td-it", 86400)
+        tf = tmp_path_factory.mktemp("td-tpl")
+        (tf / "main.tf").write_text("terraform {}\n")
+        res = run_module(
+            "coder_template", {"coder_url": srv.url, "coder_token": token, "name": "td-tpl", "directory": str(tf)}
+        )
+        assert not res.get("failed"), res
+        api = client_cls(srv.url, token=token)
+        api.request(
+            "POST",
+            "/api/v2/users/me/workspaces",
+            json={"template_id": res["template"]["id"], "name": "td-ws"},
+            expected=(200, 201),
+        )
+        yield srv, token, api
+    finally:
+        srv.stop()
+
+
+def test_teardown_with_templates_stops_with_the_reason_when_a_workspace_exists(
+    install, coder_with_workspace, testbed, kube, playbook
+):
+    """teardown_templates: a template with a workspace is refused by Coder: the run says which template and why,
+    and stops before the Coder release, PostgreSQL or anything else is removed; the template is still there."""
+    from kubernetes import client
+
+    srv, token, api = coder_with_workspace
+    ns = install["ns"]
+    client.CoreV1Api(kube).create_namespaced_secret(
+        ns, client.V1Secret(metadata=client.V1ObjectMeta(name="coder-admin-token"), data={"token": _b64(token)})
+    )
+    ev = {
+        "coderstack_namespace": ns,
+        "postgres_mode": "incluster",
+        "teardown_templates": True,
+        "teardown_template_names": ["td-tpl"],
+        "teardown_coder_url": srv.url,
+    }
+    res = playbook("playbooks/teardown.yml", extra_vars=ev)
+    assert res.rc != 0, res.output[-3000:]
+    text = _text(res)
+    assert "template td-tpl is kept: deleting template td-tpl" in text, res.output[-4000:]
+    assert "Coder refuses while workspaces use the template" in text, res.output[-4000:]
+    assert "were NOT removed" in text
+    assert token not in res.output
+    assert _releases(testbed, ns) == ["coder"]
+    assert _exists(client.AppsV1Api(kube).read_namespaced_stateful_set, "coder-db", ns)
+    assert [t["name"] for t in api.request("GET", "/api/v2/templates")] == ["td-tpl"]

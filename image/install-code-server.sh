@@ -25,7 +25,19 @@ rg_cache=$(node -p "require('os').tmpdir()")/vscode-ripgrep-cache-$rg_pkg
 mkdir -p "$rg_cache"
 tar -czf "$rg_cache/ripgrep-$rg_release-$rg_target.tar.gz" -C /usr/bin rg
 echo "code-server $version: installing from $registry (native modules are compiled: a few minutes)"
-npm install --global --unsafe-perm --prefix "$prefix" "./code-server-$version.tgz"
+# A local (not --global) install into $prefix/lib gives the same layout as a global one
+# ($prefix/lib/node_modules/code-server), but its postinstall's own `npm install` of VS Code's dependencies then
+# lands in lib/vscode/node_modules: under --global, npm_config_global is inherited and that nested install puts
+# VS Code itself into the global prefix instead, leaving the workbench without its modules ("Cannot find module
+# 'minimist'" on the first page load, while /healthz still answers).
+npm install --unsafe-perm --no-package-lock --prefix "$prefix/lib" "./code-server-$version.tgz"
+rm -f "$prefix/lib/package.json"
+mkdir -p "$prefix/bin"
+ln -sfn ../lib/node_modules/code-server/out/node/entry.js "$prefix/bin/code-server"
+vscode="$prefix/lib/node_modules/code-server/lib/vscode"
+for m in minimist node-pty @vscode/ripgrep; do
+  [ -e "$vscode/node_modules/$m/package.json" ] || { echo "install-code-server.sh: VS Code's module $m is missing in $vscode/node_modules" >&2; exit 1; }
+done
 "$prefix/bin/code-server" --version
 cd /
 rm -rf "$work" "$rg_cache" /root/.npm /root/.cache

@@ -17,6 +17,7 @@ description:
     with O(wait_for_apps), every app with a health check is C(healthy).
   - "Idempotent: an unchanged workspace costs one read call (two when O(parameters) are given: the latest build's
     parameter values are compared). A workspace whose parameters differ is rebuilt with one C(start) build."
+  - A workspace whose last build failed is rebuilt from the template's active version (the fix an admin pushed).
   - A failed build fails the task with the provisioner's C(Error:) lines; a workspace whose agent never connects
     fails with the agents' and apps' states and what usually causes them (the agent URL or its certificate).
   - Check mode reports the build that would run; with C(--diff) the state and parameters before and after.
@@ -113,7 +114,7 @@ workspace:
       type: list
       elements: dict
   sample: {"name": "dev", "owner": "alice", "state": "started", "agents": [{"name": "main", "status": "connected"}]}
-action:
+build:
   description: The build that ran (create, start, stop, delete) or none.
   returned: always
   type: str
@@ -210,7 +211,7 @@ def main():
     client = client_from_module(module)
     svc = Workspaces(client, organization=p["organization"], log=module.log)
     what = f"workspace {p['owner']}/{p['name']}"
-    result = {"changed": False, "action": "none"}
+    result = {"changed": False, "build": "none"}
     try:
         ws = svc.get(p["owner"], p["name"])
         if current_state(ws) == "busy":  # a build another client started: let it end before deciding
@@ -222,9 +223,11 @@ def main():
         version = None
         if action is None and p["update"] and p["state"] == "started" and ws and ws.get("outdated"):
             action, version = "start", ws.get("template_active_version_id")
+        elif action == "start" and current_state(ws) == "failed":
+            version = ws.get("template_active_version_id")  # a failed workspace retries with the fixed template
         if action in ("create", "create-stopped") and not p["template"]:
             module.fail_json(msg=f"{what} does not exist: set template to create it", api_calls=api_calls(client))
-        result.update(changed=action is not None, action=action or "none")
+        result.update(changed=action is not None, build=action or "none")
         if module._diff:
             result["diff"] = _diff(ws, p["state"], p["parameters"], changes)
         if action and not module.check_mode:

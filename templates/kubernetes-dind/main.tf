@@ -180,9 +180,18 @@ data "coder_parameter" "image" {
 
 # ---------------------------------------------------------------------------------------------------------------
 
+locals {
+  # In-cluster: the Coder server's ServiceAccount, given explicitly. hashicorp/kubernetes 1.x does not fall back to
+  # the in-cluster configuration when no kubeconfig is loaded (it then calls http://localhost).
+  sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+}
+
 provider "kubernetes" {
-  # null: in-cluster ServiceAccount of the Coder server.
-  config_path = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
+  load_config_file       = var.use_kubeconfig
+  config_path            = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
+  host                   = var.use_kubeconfig ? null : "https://kubernetes.default.svc"
+  cluster_ca_certificate = !var.use_kubeconfig && fileexists("${local.sa_dir}/ca.crt") ? file("${local.sa_dir}/ca.crt") : null
+  token                  = !var.use_kubeconfig && fileexists("${local.sa_dir}/token") ? file("${local.sa_dir}/token") : null
 }
 
 data "coder_workspace" "me" {}
@@ -216,6 +225,10 @@ locals {
       export SSL_CERT_FILE="$b" CURL_CA_BUNDLE="$b" NODE_EXTRA_CA_CERTS=/etc/coderstack/ca/ca.crt
     fi
   EOT
+  startup_sh = <<-EOT
+    set -e
+    nohup ${var.bootstrap_command} >/tmp/bootstrap.log 2>&1 &
+  EOT
   init_command = "${local.trust_ca}\n${local.init_script}"
   volumes = {
     home      = { path = "/root", size = var.home_disk_size }
@@ -230,10 +243,9 @@ resource "coder_agent" "main" {
   dir  = "/root"
   # The image's bootstrap starts dockerd and then execs code-server: run it in the background so the agent
   # reports "ready" while code-server keeps running.
-  startup_script = <<-EOT
-    set -e
-    nohup ${var.bootstrap_command} >/tmp/bootstrap.log 2>&1 &
-  EOT
+  # The agent runs scripts with the user's login shell (fish in coderstack's image): the POSIX sh script below is
+  # handed to sh, base64-encoded, so any login shell runs it.
+  startup_script = "echo ${base64encode(local.startup_sh)} | base64 -d | sh"
 
   metadata {
     display_name = "CPU usage"

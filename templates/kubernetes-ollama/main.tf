@@ -175,8 +175,18 @@ data "coder_parameter" "ollama_model" {
 
 # ---------------------------------------------------------------------------------------------------------------
 
+locals {
+  # In-cluster: the Coder server's ServiceAccount, given explicitly. hashicorp/kubernetes 1.x does not fall back to
+  # the in-cluster configuration when no kubeconfig is loaded (it then calls http://localhost).
+  sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+}
+
 provider "kubernetes" {
-  config_path = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
+  load_config_file       = var.use_kubeconfig
+  config_path            = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
+  host                   = var.use_kubeconfig ? null : "https://kubernetes.default.svc"
+  cluster_ca_certificate = !var.use_kubeconfig && fileexists("${local.sa_dir}/ca.crt") ? file("${local.sa_dir}/ca.crt") : null
+  token                  = !var.use_kubeconfig && fileexists("${local.sa_dir}/token") ? file("${local.sa_dir}/token") : null
 }
 
 data "coder_workspace" "me" {}
@@ -209,17 +219,7 @@ locals {
       export SSL_CERT_FILE="$b" CURL_CA_BUNDLE="$b" NODE_EXTRA_CA_CERTS=/etc/coderstack/ca/ca.crt
     fi
   EOT
-  init_command = "${local.trust_ca}\n${local.init_script}"
-}
-
-resource "coder_agent" "main" {
-  os   = "linux"
-  arch = "amd64"
-  dir  = "/home/coder"
-  env = {
-    OLLAMA_MODELS = "/home/coder/.ollama/models"
-  }
-  startup_script = <<-EOT
+  startup_sh = <<-EOT
     set -e
     # code-server on :13337
     if ! command -v code-server >/dev/null 2>&1 && [ ! -x /tmp/code-server/bin/code-server ]; then
@@ -241,6 +241,23 @@ resource "coder_agent" "main" {
       nohup sh -c "for i in \$(seq 1 30); do ollama list >/dev/null 2>&1 && break; sleep 1; done; ollama pull '$MODEL'" >/tmp/ollama-pull.log 2>&1 &
     fi
   EOT
+  # load average scaled by the number of cores (POSIX sh, see startup_script)
+  load_sh = <<-EOT
+    echo "`cat /proc/loadavg | awk '{ print $1 }'` `nproc`" | awk '{ printf "%0.2f", $1/$2 }'
+  EOT
+  init_command = "${local.trust_ca}\n${local.init_script}"
+}
+
+resource "coder_agent" "main" {
+  os   = "linux"
+  arch = "amd64"
+  dir  = "/home/coder"
+  env = {
+    OLLAMA_MODELS = "/home/coder/.ollama/models"
+  }
+  # The agent runs scripts with the user's login shell (fish in coderstack's image, bash elsewhere): the POSIX sh
+  # scripts are handed to sh, base64-encoded, so any login shell runs them.
+  startup_script = "echo ${base64encode(local.startup_sh)} | base64 -d | sh"
 
   metadata {
     display_name = "CPU Usage"
@@ -259,7 +276,7 @@ resource "coder_agent" "main" {
   metadata {
     display_name = "Home Disk"
     key          = "3_home_disk"
-    script       = "coder stat disk --path $${HOME}"
+    script       = "coder stat disk --path /home/coder"
     interval     = 60
     timeout      = 1
   }
@@ -281,9 +298,7 @@ resource "coder_agent" "main" {
     display_name = "Load Average (Host)"
     key          = "6_load_host"
     # load average scaled by the number of cores
-    script   = <<-EOT
-      echo "`cat /proc/loadavg | awk '{ print $1 }'` `nproc`" | awk '{ printf "%0.2f", $1/$2 }'
-    EOT
+    script   = "echo ${base64encode(local.load_sh)} | base64 -d | sh"
     interval = 60
     timeout  = 1
   }

@@ -40,6 +40,7 @@ def browser(tmp_path_factory, testbed):
     )
     opts = webdriver.ChromeOptions()
     opts.binary_location = shutil.which("chromium")
+    opts.page_load_strategy = "eager"  # DOMContentLoaded: the tests then wait for the elements they assert on
     for arg in (
         "--headless=new",
         "--no-sandbox",  # root in CI

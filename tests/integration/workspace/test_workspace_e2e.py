@@ -147,7 +147,7 @@ def test_home_survives_stop_and_start(dind, testbed, kube):
     args = dict(admin_args(testbed, kube), owner=OWNER, name=NAME)
     stopped = run_module("coder_workspace", dict(args, state="stopped"))
     assert stopped.get("failed") is not True, stopped.get("msg")
-    assert stopped["changed"] is True and stopped["action"] == "stop"
+    assert stopped["changed"] is True and stopped["build"] == "stop"
     assert workspace(testbed, kube)["latest_build"]["status"] == "stopped"
     from kubernetes import client
 
@@ -159,7 +159,7 @@ def test_home_survives_stop_and_start(dind, testbed, kube):
     assert core.read_namespaced_persistent_volume_claim(f"{POD}-home", NS).status.phase == "Bound"
     started = run_module("coder_workspace", dict(args, state="started"))
     assert started.get("failed") is not True, started.get("msg")
-    assert started["changed"] is True and started["action"] == "start"
+    assert started["changed"] is True and started["build"] == "start"
     assert_ready(workspace(testbed, kube))
     assert in_pod(POD, "cat /root/coderstack-persist.txt").strip() == marker
     again = run_module("coder_workspace", dict(args, state="started"))
@@ -173,7 +173,7 @@ def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
     res = run_module("coder_workspace", dict(args, template="kubernetes-ollama", parameters={"cpu": 2, "memory": 2}))
     try:
         assert res.get("failed") is not True, res.get("msg")
-        assert res["changed"] is True and res["action"] == "create"
+        assert res["changed"] is True and res["build"] == "create"
         ws = workspace(testbed, kube, name="llm")
         assert_ready(ws)
         apps = client.AppsV1Api(kube)
@@ -190,7 +190,7 @@ def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
     finally:
         gone = run_module("coder_workspace", dict(args, state="absent"))
     assert gone.get("failed") is not True, gone.get("msg")
-    assert gone["action"] == "delete"
+    assert gone["build"] == "delete"
     with pytest.raises(Exception, match="404"):
         workspace(testbed, kube, name="llm")
     pvcs = client.CoreV1Api(kube).list_namespaced_persistent_volume_claim(NS).items
@@ -202,7 +202,7 @@ def test_workspace_module_check_mode_and_diff(dind, testbed, kube):
     before = workspace(testbed, kube)["latest_build"]["build_number"]
     args = dict(admin_args(testbed, kube), owner=OWNER, name=NAME, parameters={"cpu": 2, "memory": 4})
     res = run_module("coder_workspace", dict(args, state="started"), check=True, diff=True)
-    assert res["changed"] is True and res["action"] == "start"
+    assert res["changed"] is True and res["build"] == "start"
     assert res["diff"]["before"]["parameters"] == {"memory": "2"}
     assert res["diff"]["after"]["parameters"] == {"cpu": "2", "memory": "4"}
     assert workspace(testbed, kube)["latest_build"]["build_number"] == before

@@ -229,6 +229,23 @@ def test_coder_playbook_alone_checks_its_tls_secret_before_the_upgrade(unchanged
     _assert_refused(res, "coder_tls_secret names Secret coder/no-such-coder-tls, which does not exist")
 
 
+def test_the_before_after_comparison_sees_a_change(installed, kube):
+    """The comparison the cases rely on can fail: an annotation added to coder-db-url (then removed) shows up."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    before = kube_snapshot(kube)
+    patch = {"metadata": {"annotations": {"coderstack.io/test-touch": "1"}}}
+    core.patch_namespaced_secret("coder-db-url", "coder", patch)
+    try:
+        changes = diff(before, kube_snapshot(kube))
+    finally:
+        core.patch_namespaced_secret(
+            "coder-db-url", "coder", {"metadata": {"annotations": {"coderstack.io/test-touch": None}}}
+        )
+    assert [c.split(":")[0] for c in changes] == ["secrets/coder-db-url"], changes
+
+
 def test_every_class_of_bad_input_is_covered():
     """The classes issue 12 lists each have cases, and there are at least 30 (each with its before/after check)."""
     ids = [c[0] for c in CASES]

@@ -53,6 +53,11 @@ CASES = [
         {"teardown_coder_url": "coder.testbed.local"},
         'teardown_coder_url "coder.testbed.local"',
     ),
+    (
+        "npm-registry-no-scheme",
+        {"base_image_npm_registry": "registry.npmjs.org"},
+        'base_image_npm_registry "registry.npmjs.org"',
+    ),
     ("wildcard-not-wildcard", {"coder_wildcard_access_url": "apps.example.com"}, "coder_wildcard_access_url"),
     ("chart-repo-url", {"coder_chart_repo_url": "ftp://charts.example.com"}, "coder_chart_repo_url"),
     ("ingress-repo-url", {"ingress_chart_repo_url": "kubernetes.github.io/ingress-nginx"}, "ingress_chart_repo_url"),

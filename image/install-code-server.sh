@@ -30,6 +30,9 @@ echo "code-server $version: installing from $registry (native modules are compil
 # lands in lib/vscode/node_modules: under --global, npm_config_global is inherited and that nested install puts
 # VS Code itself into the global prefix instead, leaving the workbench without its modules ("Cannot find module
 # 'minimist'" on the first page load, while /healthz still answers).
+# Debian's Node 18 headers declare N-API's newer "nogc" finalizer types, which the node-addon-api copies bundled by
+# some of VS Code's modules (kerberos) predate: opt out of them, as Node documents, so those modules compile.
+export CXXFLAGS="${CXXFLAGS:-} -DNODE_API_EXPERIMENTAL_NOGC_ENV_OPT_OUT"
 npm install --unsafe-perm --no-package-lock --prefix "$prefix/lib" "./code-server-$version.tgz"
 rm -f "$prefix/lib/package.json"
 mkdir -p "$prefix/bin"

@@ -4,7 +4,8 @@ real dashboard as carol (a regular member, password from her Secret), sees her w
 the wildcard host (code-server--main--dev--carol.coder.testbed.local). The assertions are on the DOM (the login
 form, the workspace row, VS Code's workbench), not on HTTP codes. Chromium trusts the testbed's CA through an NSS
 database (as a user's browser would after importing the CA), and resolves *.testbed.local to the ingress on the
-node IP (the host's /etc/hosts has no wildcards) and no other name. Screenshots are kept in .testbed/artifacts/browser/."""
+node IP (the host's /etc/hosts has no wildcards) and no other name. Screenshots are kept in
+.testbed/artifacts/browser/."""
 
 from __future__ import annotations
 

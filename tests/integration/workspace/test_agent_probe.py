@@ -12,6 +12,13 @@ pytestmark = pytest.mark.slow
 PROBE = "tests/integration/workspace/probe.yml"
 
 
+def workspace_image(kube) -> str:
+    """The image site.yml pushed and carol's workspace runs (probe.yml runs without playbooks/image.yml)."""
+    from kubernetes import client
+
+    return client.CoreV1Api(kube).read_namespaced_pod("coder-carol-dev", "coder").spec.containers[0].image
+
+
 def no_probe_pod(kube) -> bool:
     from kubernetes import client
 
@@ -27,7 +34,7 @@ def no_probe_pod(kube) -> bool:
     ids=["access-url-with-exported-ca", "in-cluster-url"],
 )
 def test_probe_passes_on_the_real_setup(converged, kube, extra):
-    res = run_playbook(PROBE, extra_vars=extra, timeout=600)
+    res = run_playbook(PROBE, extra_vars={"coderstack_workspace_image": workspace_image(kube), **extra}, timeout=600)
     assert res.rc == 0, res.output[-3000:]
     assert res.changed == 0
     assert no_probe_pod(kube)
@@ -43,7 +50,7 @@ def test_probe_passes_on_the_real_setup(converged, kube, extra):
     ids=["no-ca", "unresolvable-url", "closed-port"],
 )
 def test_broken_ca_or_url_fails_naming_the_url_and_cause(converged, kube, extra, problem):
-    res = run_playbook(PROBE, extra_vars=extra, timeout=600)
+    res = run_playbook(PROBE, extra_vars={"coderstack_workspace_image": workspace_image(kube), **extra}, timeout=600)
     assert res.rc != 0
     out = res.output
     assert "Workspace agents could not fetch their binary from" in out

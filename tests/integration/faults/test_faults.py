@@ -220,7 +220,8 @@ def test_coder_killed_mid_template_push_rerun_one_version_promoted(testbed, kube
     tpl = [{"name": name, "directory": str(src), "variables": {"namespace": "coder", "use_kubeconfig": False}}]
     # playbooks/templates.yml alone: the image reference that playbooks/image.yml would publish is named here
     image = testbed.read("registry-url") + "/coderstack/base:faults"
-    extra = {"coder_templates": tpl, "coderstack_workspace_image": image}
+    # the agent URL probe (tests/integration/workspace/test_agent_probe.py) would start a pod with that image
+    extra = {"coder_templates": tpl, "coderstack_workspace_image": image, "coder_templates_agent_probe": False}
     cmd = ["ansible-playbook", "playbooks/templates.yml", "-i", "inventories/testbed", "-e", json.dumps(extra)]
     _rc, out, fired = _run_until(
         cmd, "The token Secret exists", lambda: _delete_pods(kube, "app.kubernetes.io/name=coder"), delay=1.5

@@ -32,6 +32,8 @@ def test_playbook_leaves_both_templates_active_and_rerun_changes_nothing(coder, 
         "coder_templates_url": coder.url,
         "coder_templates_token_namespace": token_secret,
         "coderstack_workspace_image": "127.0.0.1:15000/coderstack/workspace:role-it",
+        # no image of that name exists: the agent URL probe has its own tests (tests/integration/workspace)
+        "coder_templates_agent_probe": False,
     }
     first = playbook("playbooks/templates.yml", extra_vars=extra)
     assert first.rc == 0, first.output[-3000:]

@@ -2,7 +2,7 @@
 """coderstack benchmark on the testbed: one command, one run, a table and bench/results.json.
 
     python bench/run.py            # full: cold converge, re-run, floor, 100 users + 20 templates
-    python bench/run.py --short    # CI: same steps at small scale (5 users, 2 templates), checks that it runs
+    python bench/run.py --short    # same steps at small scale (5 users, 2 templates): checks that it runs
 
 Steps (all against the running testbed, `bash testbed/up.sh`):
  1. reset: delete namespace `coder` (wait): Coder, its in-cluster PostgreSQL and its data volume, every Secret.

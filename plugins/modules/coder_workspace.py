@@ -178,7 +178,7 @@ def _run(svc, p, ws, action, template_version_id=None):
         ws = svc.create(owner, name, template["id"], p["parameters"], p["ttl_ms"])
         svc.note(f"{what}: created from template {p['template']}")
     else:
-        transition = {"start": "start", "stop": "stop", "delete": "delete"}[action]
+        transition = action  # start, stop or delete: the build transition of the same name
         svc.build(ws["id"], transition, p["parameters"] if action == "start" else None, template_version_id)
         svc.note(f"{what}: {transition} build queued")
     if not p["wait"]:

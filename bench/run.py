@@ -49,6 +49,7 @@ KUBECONFIG = STATE / "kubeconfig"
 HELM = STATE / "bin" / "helm"
 KUBECTL = STATE / "bin" / "kubectl"
 NS = "coder"
+WS_NS = "coder-workspaces"
 # the platform site.yml installs with inventories/testbed, and the CA its ingress role exports
 CODER_URL = "https://coder.testbed.local"
 CODER_CA = STATE / "coder-ca.crt"
@@ -174,6 +175,7 @@ def reset() -> float:
             "delete",
             "namespace",
             NS,
+            WS_NS,
             "--ignore-not-found",
             "--wait=true",
             "--timeout=300s",

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Build the testbed's control-plane binaries from the Go module proxy, once, into a cache keyed by version:
-#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, kwok, and the real node's
-#   NetworkPolicy enforcer kube-network-policies (the bridge CNI plugin enforces none; kind uses this one)
-# Usage: testbed/build.sh [all|kubernetes|etcd|helm|kwok|netpol]
+#   etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, helm, kwok
+# Usage: testbed/build.sh [all|kubernetes|etcd|helm|kwok]
 # A warm run only checks the cache and relinks .testbed/bin (well under a second).
 set -euo pipefail
 # shellcheck source=testbed/lib.sh
@@ -45,10 +44,5 @@ if want kwok; then
   w="$cache/src/kwok-$KWOK_VERSION"
   go_wrapper "$w" "sigs.k8s.io/kwok@$KWOK_VERSION"
   go_binary kwok "$KWOK_VERSION" "$w" sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
-fi
-if want netpol; then
-  w="$cache/src/kube-network-policies-$KUBE_NETWORK_POLICIES_VERSION"
-  go_wrapper "$w" "sigs.k8s.io/kube-network-policies/cmd@$KUBE_NETWORK_POLICIES_VERSION"
-  go_binary kube-network-policies "$KUBE_NETWORK_POLICIES_VERSION" "$w" sigs.k8s.io/kube-network-policies/cmd
 fi
 log "control-plane binaries ready in $state/bin"

@@ -3,8 +3,10 @@
 #
 #   $cache/bin/traefik-$TRAEFIK_VERSION   ingress controller (kubernetesingress provider), linked as $state/bin/traefik
 #   $cache/bin/coredns-$COREDNS_VERSION   cluster DNS (kubernetes + template plugins), linked as $state/bin/coredns
+#   $cache/bin/kube-router-$KUBE_ROUTER_VERSION   NetworkPolicy enforcer (iptables + ipset; the one k3s embeds), run
+#       by svc_40_node.sh with only its firewall controller: the bridge CNI plugin enforces no NetworkPolicy
 #
-# Both are static (CGO off, -s -w) so the images can be `FROM scratch` (testbed/images/{traefik,coredns}).
+# All are static (CGO off, -s -w) so the images can be `FROM scratch` (testbed/images/{traefik,coredns}).
 #
 # * Traefik: github.com/traefik/traefik/v3's go.mod has three non-local `replace` lines (forks of go-http-auth, mux,
 #   minheap) and one `exclude` (tencentcloud-sdk-go v3.0.83+incompatible: "ambiguous import" otherwise). `go build`
@@ -18,13 +20,14 @@
 #   coremain.CoreVersion is a constant (already 1.x.y); the Makefile only sets coremain.GitCommit, which release
 #   binaries print as a short commit hash: taken from the proxy's .info (Origin.Hash), else the tag.
 #
-# Usage: testbed/build_net.sh [all|traefik|coredns]   (warm run: only checks the cache and relinks .testbed/bin)
+# Usage: testbed/build_net.sh [all|traefik|coredns|kube-router]   (warm run: only checks the cache and relinks .testbed/bin)
 set -euo pipefail
 # shellcheck source=testbed/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 traefik_v=${TRAEFIK_VERSION:?TRAEFIK_VERSION missing in testbed/versions.env}
 coredns_v=${COREDNS_VERSION:?COREDNS_VERSION missing in testbed/versions.env}
+router_v=${KUBE_ROUTER_VERSION:?KUBE_ROUTER_VERSION missing in testbed/versions.env}
 only=${1:-all}
 want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
 
@@ -87,4 +90,13 @@ if want coredns; then
   fi
   go_binary coredns "$coredns_v" "$w" github.com/coredns/coredns "$ld"
 fi
-log "network binaries ready in $state/bin (traefik $traefik_v, coredns $coredns_v)"
+# * kube-router: cmd/kube-router is the main package (`go get` names it). Its firewall controller is the NetworkPolicy
+#   enforcer k3s embeds. kube-network-policies (kind's) was tried first: it needs the kernel's nft `queue` expression,
+#   which this kernel lacks (`nft add rule inet t c queue num 98 bypass` -> "No such file or directory").
+if want kube-router; then
+  w="$cache/src/kube-router-$router_v"
+  go_wrapper "$w" "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$router_v"
+  go_binary kube-router "$router_v" "$w" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+    "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$router_v"
+fi
+log "network binaries ready in $state/bin (traefik $traefik_v, coredns $coredns_v, kube-router $router_v)"

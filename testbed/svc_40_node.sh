@@ -130,7 +130,7 @@ node_ready() {
 }
 
 start() {
-  for b in kubelet kube-proxy; do
+  for b in kubelet kube-proxy kube-router; do
     [ -x "$state/bin/$b" ] || die "$state/bin/$b is missing: run scripts/setup.sh (testbed/build.sh)"
   done
   command -v containerd >/dev/null || die "containerd is missing (testbed/apt-packages.txt; run scripts/setup.sh)"
@@ -160,6 +160,13 @@ start() {
     --root-dir "$kroot" --hostname-override "$node" --node-ip "$TESTBED_NODE_IP" \
     --node-labels "coderstack.io/testbed-node=real" --v=1
   start_daemon kube-proxy kube-proxy --config "$dir/kube-proxy/config.yaml" --v=1
+  # NetworkPolicy enforcement, which the bridge CNI plugin lacks: kube-router's firewall controller only (no routing,
+  # no service proxy, no CNI config), as k3s embeds it. iptables + ipset on this host; the admin kubeconfig (it lists
+  # pods, namespaces and NetworkPolicies cluster-wide); health on loopback, no metrics.
+  start_daemon kube-router kube-router --kubeconfig "$state/kubeconfig" --hostname-override "$node" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false --enable-cni=false \
+    --service-cluster-ip-range "$TESTBED_SERVICE_CIDR" --health-port "${TESTBED_KUBE_ROUTER_HEALTH_PORT:-20244}" \
+    --metrics-port 0 --iptables-sync-period 1m --v=1
   wait_for "node $node to be Ready" 120 node_ready \
     || { kubectl describe node "$node" >&2 || true; tail -n 40 "$state/logs/kubelet.log" >&2; die "node $node did not become Ready"; }
   log "real node $node Ready on $TESTBED_NODE_IP in $((SECONDS - t0))s"
@@ -176,6 +183,9 @@ stop() {
   fi
   stop_daemon kubelet
   stop_daemon kube-proxy
+  stop_daemon kube-router
+  # kube-router's iptables chains and ipsets
+  [ -x "$state/bin/kube-router" ] && "$state/bin/kube-router" --cleanup-config >/dev/null 2>&1 || true
   [ -x "$state/bin/kube-proxy" ] && "$state/bin/kube-proxy" --cleanup >/dev/null 2>&1 || true
   stop_daemon containerd
   # shims outlive containerd: end the ones of this node (their -address names our socket)

@@ -47,6 +47,12 @@ variable "default_image" {
   default     = "localhost:15000/coderstack/workspace:latest"
 }
 
+variable "image_pattern" {
+  type        = string
+  description = "Regular expression (RE2) every workspace image must match, e.g. ^registry\\.example\\.com/ to allow only the platform's registry. Empty: any image."
+  default     = ""
+}
+
 variable "image_pull_policy" {
   type        = string
   description = "Pull policy of the workspace container (Always, IfNotPresent, Never)."
@@ -176,6 +182,14 @@ data "coder_parameter" "image" {
   icon         = "/icon/docker.png"
   mutable      = true
   order        = 3
+  # the admin limits images to a registry (variable image_pattern); Coder refuses a workspace with another image
+  dynamic "validation" {
+    for_each = var.image_pattern == "" ? [] : [var.image_pattern]
+    content {
+      regex = validation.value
+      error = "The image must match ${validation.value}: this deployment allows only images from its own registry."
+    }
+  }
 }
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ def snapshot() -> dict:
         "iptables": _chains("iptables"),
         "ip6tables": _chains("ip6tables"),
         "rules_naming_the_testbed": _testbed_rules("iptables") + _testbed_rules("ip6tables"),
+        # the NetworkPolicy enforcer's (kube-router) ipsets
+        "ipsets": sorted(_lines("ipset", "list", "-n")),
         # podman's own storage mounts (image builds use podman, as a user on the host would) are not the testbed's
         "mounts": sorted(
             {

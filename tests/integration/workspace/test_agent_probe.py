@@ -16,14 +16,14 @@ def workspace_image(kube) -> str:
     """The image site.yml pushed and carol's workspace runs (probe.yml runs without playbooks/image.yml)."""
     from kubernetes import client
 
-    return client.CoreV1Api(kube).read_namespaced_pod("coder-carol-dev", "coder").spec.containers[0].image
+    return client.CoreV1Api(kube).read_namespaced_pod("coder-carol-dev", "coder-workspaces").spec.containers[0].image
 
 
 def no_probe_pod(kube) -> bool:
     from kubernetes import client
 
     pods = client.CoreV1Api(kube).list_namespaced_pod(
-        "coder", label_selector="app.kubernetes.io/name=coderstack-agent-probe"
+        "coder-workspaces", label_selector="app.kubernetes.io/name=coderstack-agent-probe"
     )
     return not pods.items
 

@@ -20,7 +20,8 @@ from helpers.modules import run_module
 from helpers.parts import REPO, STATE
 
 pytestmark = pytest.mark.slow
-NS = "coder"
+NS = "coder"  # the platform: Secrets
+WS_NS = "coder-workspaces"  # the workspaces (roles/namespaces)
 OWNER = "carol"
 NAME = "dev"
 POD = f"coder-{OWNER}-{NAME}"
@@ -34,7 +35,7 @@ def kubectl(*args: str, stdin: bytes | None = None, timeout: int = 120) -> subpr
 
 def in_pod(pod: str, script: str, stdin: bytes | None = None, timeout: int = 120) -> str:
     """Run a shell script in the workspace container (kubectl exec, as the container's user); its stdout."""
-    args = ["exec", "-n", NS, *(["-i"] if stdin is not None else []), pod, "-c", "dev", "--", "sh", "-c", script]
+    args = ["exec", "-n", WS_NS, *(["-i"] if stdin is not None else []), pod, "-c", "dev", "--", "sh", "-c", script]
     proc = kubectl(*args, stdin=stdin, timeout=timeout)
     assert proc.returncode == 0, f"`{script}` in {pod} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
     return proc.stdout.decode()
@@ -92,9 +93,9 @@ def test_dind_volumes_bound_and_pod_privileged_on_the_real_node(dind, kube):
 
     core = client.CoreV1Api(kube)
     for vol in ("home", "docker", "linuxbrew"):
-        pvc = core.read_namespaced_persistent_volume_claim(f"{POD}-{vol}", NS)
+        pvc = core.read_namespaced_persistent_volume_claim(f"{POD}-{vol}", WS_NS)
         assert pvc.status.phase == "Bound", (vol, pvc.status.phase)
-    pod = core.read_namespaced_pod(POD, NS)
+    pod = core.read_namespaced_pod(POD, WS_NS)
     assert pod.spec.node_name == NODE
     assert pod.status.phase == "Running"
     [c] = pod.spec.containers
@@ -124,7 +125,7 @@ def test_fish_is_the_shell_and_docker_runs_a_local_image(dind, tmp_path):
     # dockerd was started by the image's bootstrap (docker-in-docker, privileged)
     deadline = time.monotonic() + 90
     while True:
-        proc = kubectl("exec", "-n", NS, POD, "-c", "dev", "--", "docker", "info", "--format", "{{.ServerVersion}}")
+        proc = kubectl("exec", "-n", WS_NS, POD, "-c", "dev", "--", "docker", "info", "--format", "{{.ServerVersion}}")
         if proc.returncode == 0 and proc.stdout.strip():
             break
         assert time.monotonic() < deadline, f"docker info never answered: {proc.stderr.decode()[-1000:]}"
@@ -153,10 +154,10 @@ def test_home_survives_stop_and_start(dind, testbed, kube):
 
     core = client.CoreV1Api(kube)
     deadline = time.monotonic() + 120
-    while any(p.metadata.name == POD for p in core.list_namespaced_pod(NS).items):
+    while any(p.metadata.name == POD for p in core.list_namespaced_pod(WS_NS).items):
         assert time.monotonic() < deadline, "the workspace pod is still there after the stop build"
         time.sleep(1)
-    assert core.read_namespaced_persistent_volume_claim(f"{POD}-home", NS).status.phase == "Bound"
+    assert core.read_namespaced_persistent_volume_claim(f"{POD}-home", WS_NS).status.phase == "Bound"
     started = run_module("coder_workspace", dict(args, state="started"))
     assert started.get("failed") is not True, started.get("msg")
     assert started["changed"] is True and started["build"] == "start"
@@ -177,11 +178,11 @@ def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
         ws = workspace(testbed, kube, name="llm")
         assert_ready(ws)
         apps = client.AppsV1Api(kube)
-        dep = apps.read_namespaced_deployment(f"coder-{OWNER}-llm", NS)
+        dep = apps.read_namespaced_deployment(f"coder-{OWNER}-llm", WS_NS)
         assert dep.spec.template.spec.security_context.run_as_user == 1000
         [pod] = (
             client.CoreV1Api(kube)
-            .list_namespaced_pod(NS, label_selector=f"app.kubernetes.io/instance=coder-{OWNER}-llm")
+            .list_namespaced_pod(WS_NS, label_selector=f"app.kubernetes.io/instance=coder-{OWNER}-llm")
             .items
         )
         assert pod.spec.node_name == NODE
@@ -193,7 +194,7 @@ def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
     assert gone["build"] == "delete"
     with pytest.raises(Exception, match="404"):
         workspace(testbed, kube, name="llm")
-    pvcs = client.CoreV1Api(kube).list_namespaced_persistent_volume_claim(NS).items
+    pvcs = client.CoreV1Api(kube).list_namespaced_persistent_volume_claim(WS_NS).items
     assert f"coder-{OWNER}-llm-home" not in {p.metadata.name for p in pvcs}
 
 

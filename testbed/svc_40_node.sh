@@ -108,7 +108,10 @@ serializeImagePulls: false
 maxPods: 110
 staticPodPath: ""
 EOF
-  cat >"$dir/kube-proxy/config.yaml" <<EOF
+  # written only when it differs: kube-proxy exits when its config file is written to ("content of the proxy server's
+  # configuration file was updated"), and a second `start` (up.sh re-run) would otherwise end it silently, leaving
+  # every ClusterIP pointing at the pod addresses of that moment
+  cat >"$dir/kube-proxy/config.yaml.new" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $pki/kube-proxy.kubeconfig}
@@ -123,6 +126,8 @@ iptables: {localhostNodePorts: false, masqueradeAll: false}
 # 0 = leave the host's conntrack sysctls alone
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
+  if cmp -s "$dir/kube-proxy/config.yaml.new" "$dir/kube-proxy/config.yaml"; then rm -f "$dir/kube-proxy/config.yaml.new"
+  else mv "$dir/kube-proxy/config.yaml.new" "$dir/kube-proxy/config.yaml"; fi
 }
 
 node_ready() {
@@ -159,7 +164,9 @@ start() {
     kubelet kubelet --config "$dir/kubelet.yaml" --kubeconfig "$pki/kubelet.kubeconfig" \
     --root-dir "$kroot" --hostname-override "$node" --node-ip "$TESTBED_NODE_IP" \
     --node-labels "coderstack.io/testbed-node=real" --v=1
-  start_daemon kube-proxy kube-proxy --config "$dir/kube-proxy/config.yaml" --v=1
+  # restarted when it exits, as systemd does on a real node (it exits by design when its config file changes)
+  start_daemon kube-proxy bash -c 'while :; do "$@"; echo "kube-proxy exited ($?), restarting in 2 s" >&2; sleep 2; done' \
+    kube-proxy kube-proxy --config "$dir/kube-proxy/config.yaml" --v=1
   # NetworkPolicy enforcement, which the bridge CNI plugin lacks: kube-router's firewall controller only (no routing,
   # no service proxy, no CNI config), as k3s embeds it. iptables + ipset on this host; the admin kubeconfig (it lists
   # pods, namespaces and NetworkPolicies cluster-wide); health on loopback, no metrics.

@@ -160,3 +160,25 @@ def test_rbac_denies_a_restricted_service_account(testbed, kube, namespace):
     assert 'cannot list resource \\"secrets\\"' in err.value.body or "forbidden" in err.value.body.lower()
     # The same account may read what the default discovery role grants.
     assert client.VersionApi(client.ApiClient(cfg)).get_code().major == "1"
+
+
+def _node_daemon_pids() -> dict[str, set[str]]:
+    """PIDs of the real node's daemons themselves (not their restart loops)."""
+    out = {}
+    for name in ("kube-proxy", "kube-router", "kubelet"):
+        proc = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True, check=False)
+        out[name] = set(proc.stdout.split())
+    return out
+
+
+def test_a_second_node_start_leaves_the_node_daemons_running(testbed):
+    """`up.sh` on a running testbed (molecule create, a developer) starts nothing twice and ends nothing: kube-proxy
+    exits when its config file is written, which once left every ClusterIP pointing at stale pod addresses."""
+    before = _node_daemon_pids()
+    assert all(before.values()), before
+    proc = subprocess.run(
+        ["bash", "testbed/svc_40_node.sh", "start"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    time.sleep(3)  # kube-proxy noticed a config write within a second
+    assert _node_daemon_pids() == before

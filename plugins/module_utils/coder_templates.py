@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Coder templates from a directory: deterministic tar, content hash, import, promotion (used by coder_template).
 
 * :func:`build_tar` packs a template directory the same way every time (sorted paths, fixed mtime, uid/gid 0,
@@ -22,7 +22,7 @@ import stat
 import tarfile
 import time
 
-from ansible.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 
 # Fixed mtime of every tar member (2000-01-01T00:00:00Z): a tar of the same files is always the same bytes.
 TAR_MTIME = 946684800

@@ -57,12 +57,14 @@ from the package index, as get-pip.py would.
 """
 
 import ensurepip
+import os
 import subprocess
 import sys
 
+env = dict(os.environ)  # ensurepip points PIP_CONFIG_FILE at /dev/null; the install needs the pip configuration
 ensurepip.bootstrap(upgrade=True)
 args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]  # get-pip's own options
-sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", *args]))
+sys.exit(subprocess.call([sys.executable, "-m", "pip", "install", *args], env=env))
 EOF
 }
 

@@ -179,7 +179,7 @@ def main():
             token_name={"type": "str", "default": "coderstack", "no_log": False},
             lifetime_days={"type": "int", "default": 0},
             secret_name={"type": "str", "required": True},
-            secret_namespace={"type": "str", "required": True},
+            secret_namespace={"type": "str", "required": True, "no_log": False},  # a namespace name
             secret_key={"type": "str", "default": "token", "no_log": False},
             kubeconfig={"type": "path"},
             context={"type": "str"},

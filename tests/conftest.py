@@ -7,13 +7,11 @@ reason; with CI=true a missing part is a failure, never a skip.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
 
 from helpers.ansible_run import run_playbook
 from helpers.parts import need

@@ -1,3 +1,6 @@
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """Options every Coder module shares: where Coder is and how to trust it."""
 
 

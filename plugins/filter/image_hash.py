@@ -1,3 +1,6 @@
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """Deterministic content hash of a container build context plus its build arguments.
 
 `"{{ context_dir | image_content_hash(build_args, exclude) }}"` walks the directory in sorted order
@@ -42,7 +45,10 @@ options:
 EXAMPLES = r"""
 - name: Tag of the workspace image
   ansible.builtin.set_fact:
-    tag: "0.1.0-{{ (playbook_dir ~ '/../image') | image_content_hash({'BASE_IMAGE': 'debian:bookworm'}) }}"
+    tag: >-
+      0.1.0-{{ image_dir | coderstack.platform.image_content_hash({'BASE_IMAGE': 'debian:bookworm'}) }}
+  vars:
+    image_dir: "{{ playbook_dir ~ '/../image' }}"
 """
 
 RETURN = r"""

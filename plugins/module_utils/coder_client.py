@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A small client for Coder's REST API (``/api/v2``), Python standard library only.
 
 * ``Coder-Session-Token`` header when a token is set.

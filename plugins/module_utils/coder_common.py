@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shared pieces of the coder_* modules: the connection options, building a client, secret-free failures
 (:func:`sanitize`, :func:`secret_free`), a Kubernetes Secret helper (the `kubernetes` Python client, imported only
 by the modules that store secrets), user reconciliation and the token kept in a Secret (:func:`keep_token`)."""
@@ -14,7 +14,7 @@ import time
 import traceback
 from urllib.parse import quote, unquote, urlsplit
 
-from ansible.module_utils.coder_client import CoderClient, CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient, CoderError
 
 # Options every Coder module takes (merge into the module's own argument_spec).
 CODER_CONNECTION_SPEC = {
@@ -297,7 +297,7 @@ def user_view(user):
     """The managed fields of a Coder user object (what diffs show)."""
     if not user:
         return {}
-    from ansible.module_utils.coder_client import site_roles
+    from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import site_roles
 
     return {
         "username": user.get("username"),

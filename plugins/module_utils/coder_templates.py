@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Coder templates from a directory: deterministic tar, content hash, import, promotion (used by coder_template).
 
 * :func:`build_tar` packs a template directory the same way every time (sorted paths, fixed mtime, uid/gid 0,
@@ -22,7 +22,7 @@ import stat
 import tarfile
 import time
 
-from ansible.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 
 # Fixed mtime of every tar member (2000-01-01T00:00:00Z): a tar of the same files is always the same bytes.
 TAR_MTIME = 946684800
@@ -347,10 +347,10 @@ class TemplateSync:
                 body[f] = template[f]
         if "deprecation_message" in body and body["deprecation_message"] is None:
             body["deprecation_message"] = ""
-        for field, (_, value) in changes.items():
+        for field, (_current, value) in changes.items():
             body[field] = value
         res = self._req("PATCH", f"/api/v2/templates/{template['id']}", json=body, expected=(200, 304))
-        return res if isinstance(res, dict) else dict(template, **{f: v for f, (_, v) in changes.items()})
+        return res if isinstance(res, dict) else dict(template, **{f: v for f, (_current, v) in changes.items()})
 
     def delete_template(self, template_id):
         self._req("DELETE", f"/api/v2/templates/{template_id}", expected=(200, 204))
@@ -411,9 +411,9 @@ class TemplateSync:
             before_vars = self._active_variables(active)
         after_vars = {v["name"]: v["value"] for v in variable_values(variables)}
         # a variable not given keeps (or falls back to) its default: compare like with like
-        for vname, (_, default) in before_vars.items():
+        for vname, (_value, default) in before_vars.items():
             after_vars.setdefault(vname, default)
-        before_vars = {vname: value for vname, (value, _) in before_vars.items()}
+        before_vars = {vname: value for vname, (value, _default) in before_vars.items()}
         if content_changed:
             result["files_changed"] = files_diff(before_files, manifest) if template else files_diff({}, manifest)
             result["variables_changed"] = sorted(
@@ -423,8 +423,8 @@ class TemplateSync:
             result["diff"] = {
                 "before_header": f"template {name}" + (" (active version)" if template else " (absent)"),
                 "after_header": f"template {name} (wanted)",
-                "before": _diff_doc(before_files, before_vars, {f: c for f, (c, _) in changes.items()}, template),
-                "after": _diff_doc(manifest, after_vars, {f: w for f, (_, w) in changes.items()}, True),
+                "before": _diff_doc(before_files, before_vars, {f: c for f, (c, _wanted) in changes.items()}, template),
+                "after": _diff_doc(manifest, after_vars, {f: w for f, (_current, w) in changes.items()}, True),
             }
         result["changed"] = True
         if check_mode:

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Coder workspaces through a CoderClient (``request()`` only): read, plan, build, wait.
 
 A workspace is reconciled in two steps:
@@ -18,8 +18,8 @@ workspace that never became reachable.
 
 import time
 
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_templates import log_tail, terraform_errors
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_templates import log_tail, terraform_errors
 
 BUILD_TERMINAL = ("succeeded", "failed", "canceled")
 BUSY_STATUSES = ("pending", "starting", "stopping", "deleting", "canceling")

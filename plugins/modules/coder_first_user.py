@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -47,13 +47,14 @@ options:
     type: bool
     default: true
 extends_documentation_fragment:
-  - coder
-author: coderstack contributors
+  - coderstack.platform.coder
+author:
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
 - name: Coder has its first admin
-  coder_first_user:
+  coderstack.platform.coder_first_user:
     coder_url: "{{ coder_url }}"
     username: admin
     email: admin@example.com
@@ -92,8 +93,8 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     api_calls,
     client_from_module,
     connection_spec,

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -25,13 +25,14 @@ options:
     default: [buildinfo, users, templates]
     choices: [buildinfo, users, templates]
 extends_documentation_fragment:
-  - coder
-author: coderstack contributors
+  - coderstack.platform.coder
+author:
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
 - name: Coder's state is read
-  coder_info:
+  coderstack.platform.coder_info:
     coder_url: "{{ coder_url }}"
     coder_token: "{{ coder_admin_token }}"
   register: coder
@@ -65,8 +66,8 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     api_calls,
     client_from_module,
     connection_spec,

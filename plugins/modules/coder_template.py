@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -98,14 +98,14 @@ notes:
   - Supports check mode and diff mode.
   - The token is never logged (C(no_log)).
 extends_documentation_fragment:
-  - coder
+  - coderstack.platform.coder
 author:
-  - coderstack contributors
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
 - name: Template kubernetes-dind is active on the Coder server
-  coder_template:
+  coderstack.platform.coder_template:
     coder_url: https://coder.example.com
     coder_token: "{{ coder_admin_token }}"
     name: kubernetes-dind
@@ -120,7 +120,7 @@ EXAMPLES = r"""
       privileged: true
 
 - name: Template old-template is gone
-  coder_template:
+  coderstack.platform.coder_template:
     coder_url: https://coder.example.com
     coder_token: "{{ coder_admin_token }}"
     name: old-template
@@ -200,8 +200,8 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     api_calls,
     client_from_module,
     connection_spec,
@@ -209,7 +209,11 @@ from ansible.module_utils.coder_common import (
     run_main,
     secret_free,
 )
-from ansible.module_utils.coder_templates import TemplateError, TemplateSync, wanted_settings
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_templates import (
+    TemplateError,
+    TemplateSync,
+    wanted_settings,
+)
 
 
 def main():

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -87,13 +87,14 @@ options:
 requirements:
   - kubernetes (Python)
 extends_documentation_fragment:
-  - coder
-author: coderstack contributors
+  - coderstack.platform.coder
+author:
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
 - name: Secret coder-admin-token holds a working token of the admin
-  coder_token:
+  coderstack.platform.coder_token:
     coder_url: "{{ coder_url }}"
     login_email: admin@example.com
     login_password: "{{ coder_admin_password }}"
@@ -157,7 +158,7 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     SecretStore,
     TokenError,
     api_calls,
@@ -178,7 +179,7 @@ def main():
             token_name={"type": "str", "default": "coderstack", "no_log": False},
             lifetime_days={"type": "int", "default": 0},
             secret_name={"type": "str", "required": True},
-            secret_namespace={"type": "str", "required": True},
+            secret_namespace={"type": "str", "required": True, "no_log": False},  # a namespace name
             secret_key={"type": "str", "default": "token", "no_log": False},
             kubeconfig={"type": "path"},
             context={"type": "str"},

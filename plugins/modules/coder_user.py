@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -19,7 +19,7 @@ description:
   - Coder's API cannot change a user's email; a different O(email) for an existing user fails with what to do.
   - Changing O(login_type) of an existing user needs a Coder version with C(PUT /api/v2/users/{user}/login-type);
     older servers make the module fail with a clear message.
-  - To reconcile many users with one list call, use M(coder_users).
+  - To reconcile many users with one list call, use M(coderstack.platform.coder_users).
 options:
   coder_token:
     description: Token of an owner or user-admin (e.g. from Secret C(coder-admin-token)).
@@ -57,13 +57,14 @@ options:
     default: present
     choices: [present, absent]
 extends_documentation_fragment:
-  - coder
-author: coderstack contributors
+  - coderstack.platform.coder
+author:
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
 - name: Alice is a template admin
-  coder_user:
+  coderstack.platform.coder_user:
     coder_url: "{{ coder_url }}"
     coder_token: "{{ coder_admin_token }}"
     username: alice
@@ -73,7 +74,7 @@ EXAMPLES = r"""
     password: "{{ alice_password }}"
 
 - name: Bob is gone
-  coder_user:
+  coderstack.platform.coder_user:
     coder_url: "{{ coder_url }}"
     coder_token: "{{ coder_admin_token }}"
     username: bob
@@ -99,8 +100,8 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     USER_OPTIONS,
     UserError,
     api_calls,

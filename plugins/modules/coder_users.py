@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -14,8 +14,8 @@ short_description: Reconcile a list of Coder users with one list call
 description:
   - Reads all users with C(GET /api/v2/users) (paginated, 100 per page) and then writes only what differs, so a
     run where nothing changed costs one API call per 100 users.
-  - Each element takes the options of M(coder_user) (username, email, name, roles, suspended, login_type,
-    password, state) with the same semantics. Users not in the list are left alone.
+  - Each element takes the options of M(coderstack.platform.coder_user) (username, email, name, roles, suspended,
+    login_type, password, state) with the same semantics. Users not in the list are left alone.
   - Stops at the first user that cannot be reconciled and names it.
 options:
   coder_token:
@@ -24,7 +24,7 @@ options:
     required: true
     aliases: [token]
   users:
-    description: The users; see M(coder_user) for each field.
+    description: The users; see M(coderstack.platform.coder_user) for each field.
     type: list
     elements: dict
     required: true
@@ -66,13 +66,14 @@ options:
     type: dict
     default: {}
 extends_documentation_fragment:
-  - coder
-author: coderstack contributors
+  - coderstack.platform.coder
+author:
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
 - name: Coder users match the inventory
-  coder_users:
+  coderstack.platform.coder_users:
     coder_url: "{{ coder_url }}"
     coder_token: "{{ coder_admin_token }}"
     users:
@@ -101,8 +102,8 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     USER_OPTIONS,
     UserError,
     api_calls,

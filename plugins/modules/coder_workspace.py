@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -73,13 +73,14 @@ options:
     type: int
     default: 900
 extends_documentation_fragment:
-  - coder
-author: coderstack contributors
+  - coderstack.platform.coder
+author:
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
 - name: Alice has a started kubernetes-dind workspace with code-server healthy
-  coder_workspace:
+  coderstack.platform.coder_workspace:
     coder_url: https://coder.example.com
     coder_token: "{{ admin_token }}"
     owner: alice
@@ -88,7 +89,7 @@ EXAMPLES = r"""
     parameters: {cpu: 2, memory: 4}
 
 - name: Alice's workspace is stopped (its volumes are kept)
-  coder_workspace:
+  coderstack.platform.coder_workspace:
     coder_url: https://coder.example.com
     coder_token: "{{ admin_token }}"
     owner: alice
@@ -141,8 +142,8 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     api_calls,
     client_from_module,
     connection_spec,
@@ -150,7 +151,7 @@ from ansible.module_utils.coder_common import (
     run_main,
     secret_free,
 )
-from ansible.module_utils.coder_workspaces import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_workspaces import (
     WorkspaceError,
     Workspaces,
     current_state,

@@ -1,4 +1,7 @@
 #!/usr/bin/python
+# Copyright: coderstack contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
 """Describe a Kubernetes object (conditions, status, recent events) after a wait failed, then fail."""
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ options:
     description: Fail with the report (default) or return it in C(report) and succeed.
     type: bool
     default: true
-author: coderstack
+author:
+  - coderstack maintainers (@coderstack)
 """
 
 EXAMPLES = r"""
@@ -62,7 +66,7 @@ EXAMPLES = r"""
         wait_timeout: 300
   rescue:
     - name: Report why the StatefulSet is not ready
-      k8s_wait_report:
+      coderstack.platform.k8s_wait_report:
         api_version: apps/v1
         kind: StatefulSet
         name: coder-db

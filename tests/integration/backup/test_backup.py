@@ -234,7 +234,7 @@ def test_upgrade_playbook_dumps_then_upgrades(converged, kube, playbook):
     res = playbook("playbooks/upgrade.yml")
     assert res.rc == 0, res.output
     assert len([d for d in _dumps_on_pvc(kube, "coder") if d not in before]) == 1
-    assert "TASK [coder : Coder Helm release" in res.output
+    assert "TASK [coderstack.platform.coder : Coder Helm release" in res.output
 
 
 assert REPO.joinpath("playbooks/backup.yml").exists()

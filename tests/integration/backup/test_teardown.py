@@ -223,16 +223,13 @@ def test_teardown_lists_templates_with_the_admin_token(converged, testbed, kube,
 @pytest.fixture()
 def coder_with_workspace(tmp_path_factory):
     """A throwaway Coder with a provisioner, a template `td-tpl` (no resources) and a workspace built from it."""
-    import sys
-
-    sys.path.insert(0, str(REPO / "tests" / "unit" / "coder"))
-    from coder_mu import load
+    from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient
     from helpers.coder_server import ThrowawayCoder, need_coder_parts, need_terraform
     from helpers.modules import run_module
 
     need_coder_parts()
     need_terraform()
-    client_cls = load("coder_client").CoderClient
+    client_cls = CoderClient
     srv = ThrowawayCoder(tmp_path_factory.mktemp("coder-td"), prefix="coder_td", provisioners=1).start()
     try:
         c = client_cls(srv.url)
@@ -242,7 +239,8 @@ def coder_with_workspace(tmp_path_factory):
         tf = tmp_path_factory.mktemp("td-tpl")
         (tf / "main.tf").write_text("terraform {}\n")
         res = run_module(
-            "coder_template", {"coder_url": srv.url, "coder_token": token, "name": "td-tpl", "directory": str(tf)}
+            "coderstack.platform.coder_template",
+            {"coder_url": srv.url, "coder_token": token, "name": "td-tpl", "directory": str(tf)},
         )
         assert not res.get("failed"), res
         api = client_cls(srv.url, token=token)

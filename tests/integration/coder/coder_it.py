@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "unit" / "coder"))
-from coder_mu import load
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient
 from helpers.coder_server import ThrowawayCoder
 from helpers.modules import run_module as _run_module
 
-CoderClient = load("coder_client").CoderClient
+REPO = Path(__file__).resolve().parents[3]
 ADMIN = {
     "username": "admin",
     "email": "admin@it.example.com",

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from coder_it import ADMIN, CoderClient, CoderServer, run_module
 from helpers.coder_server import need_coder_parts
 

@@ -40,10 +40,12 @@ def tf_dir(tmp_path):
 
 def test_coder_first_user_failures(coder_server, module):
     base = {k: ADMIN[k] for k in ("username", "email", "name")}
-    res = module("coder_first_user", dict(base, coder_url=coder_server.url, password=WRONG_PASSWORD))
+    res = module(
+        "coderstack.platform.coder_first_user", dict(base, coder_url=coder_server.url, password=WRONG_PASSWORD)
+    )
     assert_clean_failure(res, "logging in as admin@it.example.com", "HTTP 401")
     wrong_url = with_credentials(coder_server.url)
-    res = module("coder_first_user", dict(base, coder_url=wrong_url, password=ADMIN["password"]))
+    res = module("coderstack.platform.coder_first_user", dict(base, coder_url=wrong_url, password=ADMIN["password"]))
     assert_clean_failure(res, "cannot use coder_url http://********@127.0.0.1", "must not contain a user or password")
 
 
@@ -56,14 +58,16 @@ def test_coder_token_failures(coder_server, testbed, namespace, module):
         "secret_namespace": namespace,
         "kubeconfig": str(testbed.kubeconfig),
     }
-    res = module("coder_token", dict(base, login_email=ADMIN["email"], login_password=WRONG_PASSWORD))
+    res = module(
+        "coderstack.platform.coder_token", dict(base, login_email=ADMIN["email"], login_password=WRONG_PASSWORD)
+    )
     assert_clean_failure(res, "logging in as admin@it.example.com to create a token", "HTTP 401")
-    res = module("coder_token", dict(base, coder_token=WRONG_TOKEN))
+    res = module("coderstack.platform.coder_token", dict(base, coder_token=WRONG_TOKEN))
     assert_clean_failure(res, "creating token it-failures for user admin", "HTTP 401", "coder_token")
-    res = module("coder_token", dict(base, coder_token=coder_server.admin_token, lifetime_days=-1))
+    res = module("coderstack.platform.coder_token", dict(base, coder_token=coder_server.admin_token, lifetime_days=-1))
     assert_clean_failure(res, "lifetime_days must be 0", secrets=[coder_server.admin_token])
     res = module(
-        "coder_token",
+        "coderstack.platform.coder_token",
         dict(base, coder_url=with_credentials(coder_server.url), login_email=ADMIN["email"], login_password="x" * 12),
     )
     assert_clean_failure(res, "cannot use coder_url", secrets=["x" * 12])
@@ -73,13 +77,19 @@ def test_coder_user_failures(coder_server, module):
     token = coder_server.admin_token
     name = "fail" + uuid.uuid4().hex[:6]
     want = {"coder_url": coder_server.url, "username": name, "email": f"{name}@it.example.com"}
-    res = module("coder_user", dict(want, coder_token=WRONG_TOKEN, password=USER_PASSWORD))
+    res = module("coderstack.platform.coder_user", dict(want, coder_token=WRONG_TOKEN, password=USER_PASSWORD))
     assert_clean_failure(res, f"reconciling Coder user {name}", "HTTP 401")
-    res = module("coder_user", dict(want, coder_token=token, email="not-an-email", password=USER_PASSWORD))
+    res = module(
+        "coderstack.platform.coder_user", dict(want, coder_token=token, email="not-an-email", password=USER_PASSWORD)
+    )
     assert_clean_failure(res, f"reconciling Coder user {name}", "HTTP 400", "email", secrets=[token])
-    res = module("coder_user", dict(want, coder_token=token, password="password"))  # too weak for Coder
+    res = module(
+        "coderstack.platform.coder_user", dict(want, coder_token=token, password="password")
+    )  # too weak for Coder
     assert_clean_failure(res, f"reconciling Coder user {name}", "HTTP 400", secrets=[token])
-    res = module("coder_user", dict(want, coder_url=with_credentials(coder_server.url), coder_token=token))
+    res = module(
+        "coderstack.platform.coder_user", dict(want, coder_url=with_credentials(coder_server.url), coder_token=token)
+    )
     assert_clean_failure(res, "cannot use coder_url", secrets=[token])
 
 
@@ -88,30 +98,37 @@ def test_coder_users_failures(coder_server, module):
     name = "bulkfail" + uuid.uuid4().hex[:6]
     users = [{"username": name, "email": f"{name}@it.example.com"}]
     base = {"coder_url": coder_server.url, "users": users, "passwords": {name: USER_PASSWORD}}
-    res = module("coder_users", dict(base, coder_token=WRONG_TOKEN))
+    res = module("coderstack.platform.coder_users", dict(base, coder_token=WRONG_TOKEN))
     assert_clean_failure(res, "listing Coder users", "HTTP 401")
     bad = [{"username": name, "email": "not-an-email"}]
-    res = module("coder_users", dict(base, coder_token=token, users=bad))
+    res = module("coderstack.platform.coder_users", dict(base, coder_token=token, users=bad))
     assert_clean_failure(res, f"reconciling Coder user {name}", "HTTP 400", secrets=[token])
-    res = module("coder_users", dict(base, coder_url=with_credentials(coder_server.url), coder_token=token))
+    res = module(
+        "coderstack.platform.coder_users", dict(base, coder_url=with_credentials(coder_server.url), coder_token=token)
+    )
     assert_clean_failure(res, "cannot use coder_url", secrets=[token])
 
 
 def test_coder_template_failures(coder_server, tf_dir, module):
     token = coder_server.admin_token
     base = {"coder_url": coder_server.url, "name": "it-failing", "directory": str(tf_dir)}
-    res = module("coder_template", dict(base, coder_token=WRONG_TOKEN))
+    res = module("coderstack.platform.coder_template", dict(base, coder_token=WRONG_TOKEN))
     assert_clean_failure(res, "syncing template it-failing", "HTTP 401")
-    res = module("coder_template", dict(base, coder_token=WRONG_TOKEN, state="absent"))
+    res = module("coderstack.platform.coder_template", dict(base, coder_token=WRONG_TOKEN, state="absent"))
     assert_clean_failure(res, "deleting template it-failing", "HTTP 401")
-    res = module("coder_template", dict(base, coder_token=token, organization="no-such-org"))
+    res = module("coderstack.platform.coder_template", dict(base, coder_token=token, organization="no-such-org"))
     assert_clean_failure(res, "syncing template it-failing", "no-such-org", secrets=[token])
-    res = module("coder_template", dict(base, coder_url=with_credentials(coder_server.url), coder_token=token))
+    res = module(
+        "coderstack.platform.coder_template",
+        dict(base, coder_url=with_credentials(coder_server.url), coder_token=token),
+    )
     assert_clean_failure(res, "cannot use coder_url", secrets=[token])
 
 
 def test_coder_info_failures(coder_server, module):
-    res = module("coder_info", {"coder_url": coder_server.url, "coder_token": WRONG_TOKEN})
+    res = module("coderstack.platform.coder_info", {"coder_url": coder_server.url, "coder_token": WRONG_TOKEN})
     assert_clean_failure(res, f"listing users of {coder_server.url}", "HTTP 401")
-    res = module("coder_info", {"coder_url": with_credentials(coder_server.url), "coder_token": WRONG_TOKEN})
+    res = module(
+        "coderstack.platform.coder_info", {"coder_url": with_credentials(coder_server.url), "coder_token": WRONG_TOKEN}
+    )
     assert_clean_failure(res, "cannot use coder_url")

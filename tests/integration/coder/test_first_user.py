@@ -20,11 +20,11 @@ def test_first_user_created_once_then_unchanged(fresh_coder, module):
     c = fresh_coder.client()
     assert c.has_first_user() is False
 
-    res = module("coder_first_user", args(fresh_coder), check=True)
+    res = module("coderstack.platform.coder_first_user", args(fresh_coder), check=True)
     assert res["changed"] is True and res["created"] is True
     assert c.has_first_user() is False, "check mode must not create the user"
 
-    res = module("coder_first_user", args(fresh_coder))
+    res = module("coderstack.platform.coder_first_user", args(fresh_coder))
     assert res["changed"] is True and res["created"] is True and res["login_verified"] is True
     assert res["diff"]["before"] == {}
     assert res["diff"]["after"] == {
@@ -38,7 +38,7 @@ def test_first_user_created_once_then_unchanged(fresh_coder, module):
     me = c.me(token=c.login(ADMIN["email"], ADMIN["password"]))
     assert me["username"] == "admin" and [r["name"] for r in me["roles"]] == ["owner"]
 
-    res = module("coder_first_user", args(fresh_coder))
+    res = module("coderstack.platform.coder_first_user", args(fresh_coder))
     assert res["changed"] is False and res["existed"] is True and res["login_verified"] is True
     assert res["user"]["username"] == "admin"
     assert res["api_calls"] == {"GET": 3, "POST": 2}  # buildinfo, first-user check, login, me, logout
@@ -46,8 +46,8 @@ def test_first_user_created_once_then_unchanged(fresh_coder, module):
 
 
 def test_wrong_password_is_a_clear_failure(fresh_coder, module):
-    module("coder_first_user", args(fresh_coder, verify_login=False))
-    res = module("coder_first_user", args(fresh_coder, password="Not-The-Password-123456"))
+    module("coderstack.platform.coder_first_user", args(fresh_coder, verify_login=False))
+    res = module("coderstack.platform.coder_first_user", args(fresh_coder, password="Not-The-Password-123456"))
     assert res.get("failed") is True
     assert "logging in as admin@it.example.com" in res["msg"]
     assert "HTTP 401" in res["msg"] and "Secret coder-admin" in res["msg"]
@@ -89,7 +89,10 @@ def not_coder(request):
 def test_wrong_url_never_receives_the_credentials(not_coder, module):
     """A coder_url that is not Coder fails before anything is posted: no email or password leaves the host."""
     url, seen, kind = not_coder
-    res = module("coder_first_user", {"coder_url": url, **{k: ADMIN[k] for k in ("username", "email", "password")}})
+    res = module(
+        "coderstack.platform.coder_first_user",
+        {"coder_url": url, **{k: ADMIN[k] for k in ("username", "email", "password")}},
+    )
     assert res.get("failed") is True
     status, ctype = ("404", "text/html") if kind == "html-404" else ("200", "application/json")
     assert f"{url} is not a Coder deployment" in res["msg"]

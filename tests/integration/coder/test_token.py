@@ -42,7 +42,7 @@ def read_secret(kube, ns):
 def test_token_created_reused_and_replaced_when_revoked(coder_server, admin_client, testbed, kube, namespace, module):
     a = token_args(coder_server, namespace, testbed.kubeconfig)
 
-    res = module("coder_token", a, check=True)
+    res = module("coderstack.platform.coder_token", a, check=True)
     assert res["changed"] is True
     from kubernetes import client
     from kubernetes.client.rest import ApiException
@@ -54,14 +54,14 @@ def test_token_created_reused_and_replaced_when_revoked(coder_server, admin_clie
         assert e.status == 404
     assert admin_client.get_token("admin", "it-automation") is None, "check mode created a token"
 
-    res = module("coder_token", a)
+    res = module("coderstack.platform.coder_token", a)
     assert res["changed"] is True and res["reused"] is False
     rv1, tok1 = read_secret(kube, namespace)
     assert tok1 not in str(res), "the token must not be returned"
     assert res["token_id"] == tok1.split("-")[0]
     assert coder_server.client().check_token(tok1)["username"] == "admin"
 
-    res = module("coder_token", a)
+    res = module("coderstack.platform.coder_token", a)
     assert res["changed"] is False and res["reused"] is True
     assert res["api_calls"] == {"GET": 2}  # whose token is it (users/me), when does it expire (keys/{id})
     rv2, tok2 = read_secret(kube, namespace)
@@ -69,7 +69,7 @@ def test_token_created_reused_and_replaced_when_revoked(coder_server, admin_clie
 
     admin_client.delete_token("admin", tok1.split("-")[0])  # revoke it behind the module's back
     assert coder_server.client().check_token(tok1) is None
-    res = module("coder_token", a)
+    res = module("coderstack.platform.coder_token", a)
     assert res["changed"] is True and res["reused"] is False
     rv3, tok3 = read_secret(kube, namespace)
     assert tok3 != tok1 and rv3 != rv1
@@ -77,12 +77,14 @@ def test_token_created_reused_and_replaced_when_revoked(coder_server, admin_clie
 
     # an existing token of an owner can mint the token too (no password), and force rotates create-then-delete:
     # the name is taken by the old token until it is deleted, so the new one carries a timestamp
-    res = module("coder_token", dict(a, login_email=None, login_password=None, coder_token=tok3, force=True))
+    res = module(
+        "coderstack.platform.coder_token", dict(a, login_email=None, login_password=None, coder_token=tok3, force=True)
+    )
     assert res["changed"] is True, res.get("msg")
     _, tok4 = read_secret(kube, namespace)
     assert tok4 != tok3 and coder_server.client().check_token(tok3) is None  # old one deleted after the write
     assert res["token_name"].startswith("it-automation-") and res["deleted_token_ids"] == [tok3.split("-")[0]]
-    res = module("coder_token", dict(a, force=True))
+    res = module("coderstack.platform.coder_token", dict(a, force=True))
     _, _tok5 = read_secret(kube, namespace)
     assert res["token_name"] == "it-automation" and res["deleted_token_ids"] == [tok4.split("-")[0]]
     names = [t["token_name"] for t in admin_client.list_tokens("admin") if t["token_name"].startswith("it-automation")]
@@ -91,7 +93,7 @@ def test_token_created_reused_and_replaced_when_revoked(coder_server, admin_clie
 
 def test_wrong_password_fails_clearly(coder_server, testbed, namespace, module):
     a = token_args(coder_server, namespace, testbed.kubeconfig, login_password="Wrong-Password-987654")
-    res = module("coder_token", a)
+    res = module("coderstack.platform.coder_token", a)
     assert res.get("failed") is True
     assert "logging in as admin@it.example.com to create a token" in res["msg"]
     assert "HTTP 401" in res["msg"] and "check the credentials" in res["msg"]
@@ -116,7 +118,10 @@ def test_failed_secret_write_leaves_the_old_token_working(coder_server, admin_cl
     make_secret(kube, namespace, "coder-admin-token", old, immutable=True)  # every write is refused
     sessions = coder_server.sessions("admin")
 
-    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, token_name=name, force=True))
+    res = module(
+        "coderstack.platform.coder_token",
+        token_args(coder_server, namespace, testbed.kubeconfig, token_name=name, force=True),
+    )
     assert res.get("failed") is True
     assert f"storing the new token in Secret {namespace}/coder-admin-token key token failed" in res["msg"]
     assert "the Secret still holds the previous token" in res["msg"]
@@ -131,10 +136,16 @@ def test_failed_secret_write_leaves_the_old_token_working(coder_server, admin_cl
 def test_no_session_is_left_behind(coder_server, testbed, namespace, module):
     """Every login the module makes is logged out again: after a failure (unknown user) and after a success."""
     before = coder_server.sessions("admin")
-    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, username="ghost-user"))
+    res = module(
+        "coderstack.platform.coder_token",
+        token_args(coder_server, namespace, testbed.kubeconfig, username="ghost-user"),
+    )
     assert res.get("failed") is True and "user ghost-user does not exist in Coder" in res["msg"]
     assert coder_server.sessions("admin") == before, "a failed run left its login session behind"
-    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-sessions"))
+    res = module(
+        "coderstack.platform.coder_token",
+        token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-sessions"),
+    )
     assert res["changed"] is True
     assert coder_server.sessions("admin") == before, "a successful run left its login session behind"
 
@@ -143,14 +154,17 @@ def test_lifetime_zero_is_the_servers_maximum(coder_server, admin_client, testbe
     """The default lifetime_days (0) asks for the owner's maximum, 168h on Coder v2.30 (no warning, no guess)."""
     maximum = admin_client.max_token_lifetime_seconds("admin")
     assert maximum == 168 * 3600  # CODER_MAX_ADMIN_TOKEN_LIFETIME default of v2.30
-    res = module("coder_token", token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-lifetime"))
+    res = module(
+        "coderstack.platform.coder_token",
+        token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-lifetime"),
+    )
     assert res["changed"] is True and res["lifetime_seconds"] == maximum
     assert not res.get("warnings"), res.get("warnings")
     token = admin_client.get_token("admin", "it-lifetime")
     assert abs(parse_time(token["expires_at"]) - (time.time() + maximum)) < 600
 
     res = module(
-        "coder_token",
+        "coderstack.platform.coder_token",
         token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-lifetime", lifetime_days=30, force=True),
     )
     assert res["lifetime_seconds"] == maximum and "exceeds the server's maximum" in " ".join(res["warnings"])
@@ -158,16 +172,16 @@ def test_lifetime_zero_is_the_servers_maximum(coder_server, admin_client, testbe
 
 def test_token_expiring_soon_is_reminted(coder_server, admin_client, testbed, kube, namespace, module):
     a = token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-expiring")
-    assert module("coder_token", a)["changed"] is True
+    assert module("coderstack.platform.coder_token", a)["changed"] is True
     _, tok = read_secret(kube, namespace)
-    assert module("coder_token", a)["changed"] is False
+    assert module("coderstack.platform.coder_token", a)["changed"] is False
     # make the stored token a 1h token with 20 minutes left (as if time had passed; Coder renews a used token
     # only when more than an hour of its lifetime is gone, so it stays this way)
     coder_server.sql(
         "UPDATE api_keys SET lifetime_seconds = 3600, expires_at = now() + interval '20 minutes' WHERE id = %s",
         (tok.split("-")[0],),
     )
-    res = module("coder_token", a)
+    res = module("coderstack.platform.coder_token", a)
     assert res["changed"] is True and "expires soon" in res["reason"]
     _, tok2 = read_secret(kube, namespace)
     assert tok2 != tok and coder_server.client().check_token(tok) is None

@@ -27,11 +27,11 @@ def test_user_lifecycle_with_exact_diffs(base, admin_client, module):
         password="Alice-Pass-5f1e9a7c33",
     )
 
-    res = module("coder_user", want, check=True)
+    res = module("coderstack.platform.coder_user", want, check=True)
     assert res["changed"] is True and res["actions"] == ["create", "roles"]
     assert admin_client.get_user(name) is None, "check mode created the user"
 
-    res = module("coder_user", want)
+    res = module("coderstack.platform.coder_user", want)
     assert res["changed"] is True
     assert res["diff"]["before"] == {}
     assert res["diff"]["after"] == {
@@ -46,13 +46,13 @@ def test_user_lifecycle_with_exact_diffs(base, admin_client, module):
     u = admin_client.get_user(name)
     assert u["status"] == "active" and [r["name"] for r in u["roles"]] == ["template-admin"]
 
-    res = module("coder_user", want)
+    res = module("coderstack.platform.coder_user", want)
     assert res["changed"] is False and res["api_calls"] == {"GET": 1}
 
     change = dict(want, roles=["auditor", "user-admin"], suspended=True, name="Alice B")
-    res = module("coder_user", change, check=True)
+    res = module("coderstack.platform.coder_user", change, check=True)
     assert res["changed"] is True and admin_client.get_user(name)["status"] == "active"
-    res = module("coder_user", change)
+    res = module("coderstack.platform.coder_user", change)
     before, after = res["diff"]["before"], res["diff"]["after"]
     assert {k: (before[k], after[k]) for k in before if before[k] != after[k]} == {
         "name": ("Alice", "Alice B"),
@@ -63,27 +63,29 @@ def test_user_lifecycle_with_exact_diffs(base, admin_client, module):
     assert u["status"] == "suspended" and u["name"] == "Alice B"
     assert sorted(r["name"] for r in u["roles"]) == ["auditor", "user-admin"]
 
-    res = module("coder_user", dict(change, suspended=False))
+    res = module("coderstack.platform.coder_user", dict(change, suspended=False))
     assert res["diff"]["after"]["suspended"] is False and admin_client.get_user(name)["status"] == "active"
 
-    res = module("coder_user", dict(base, username=name, state="absent"), check=True)
+    res = module("coderstack.platform.coder_user", dict(base, username=name, state="absent"), check=True)
     assert res["changed"] is True and admin_client.get_user(name) is not None
-    res = module("coder_user", dict(base, username=name, state="absent"))
+    res = module("coderstack.platform.coder_user", dict(base, username=name, state="absent"))
     assert res["changed"] is True and res["diff"]["after"] == {} and admin_client.get_user(name) is None
-    res = module("coder_user", dict(base, username=name, state="absent"))
+    res = module("coderstack.platform.coder_user", dict(base, username=name, state="absent"))
     assert res["changed"] is False
 
 
 def test_unsupported_changes_fail_with_advice(base, module):
     name = uname("bob")
-    module("coder_user", dict(base, username=name, email=f"{name}@it.example.com", login_type="none"))
-    res = module("coder_user", dict(base, username=name, email=f"other-{name}@it.example.com"))
+    module(
+        "coderstack.platform.coder_user", dict(base, username=name, email=f"{name}@it.example.com", login_type="none")
+    )
+    res = module("coderstack.platform.coder_user", dict(base, username=name, email=f"other-{name}@it.example.com"))
     assert res["failed"] and "cannot change a user's email" in res["msg"] and name in res["msg"]
-    res = module("coder_user", dict(base, username=name, login_type="password"))
+    res = module("coderstack.platform.coder_user", dict(base, username=name, login_type="password"))
     assert res["failed"] and "login type" in res["msg"] and f"Coder user {name}" in res["msg"]
-    res = module("coder_user", dict(base, username=uname("nopw"), email="x@it.example.com"))
+    res = module("coderstack.platform.coder_user", dict(base, username=uname("nopw"), email="x@it.example.com"))
     assert res["failed"] and "a password is required" in res["msg"]
-    res = module("coder_user", dict(base, coder_token="bad-token", username=name))
+    res = module("coderstack.platform.coder_user", dict(base, coder_token="bad-token", username=name))
     assert res["failed"] and "HTTP 401" in res["msg"] and "coder_token" in res["msg"]
 
 
@@ -101,17 +103,17 @@ def test_bulk_unchanged_users_cost_one_list_call(base, admin_client, module):
     ]
     for u in users:
         u["email"] = f"{u['username']}@it.example.com"
-    res = module("coder_users", dict(base, users=users))
+    res = module("coderstack.platform.coder_users", dict(base, users=users))
     assert res["changed"] is True and sorted(res["changed_users"]) == sorted(u["username"] for u in users)
     assert set(res["diff"]["after"]) == {u["username"] for u in users}
 
-    res = module("coder_users", dict(base, users=users))
+    res = module("coderstack.platform.coder_users", dict(base, users=users))
     assert res["changed"] is False and res["changed_users"] == []
     assert res["api_calls"] == {"GET": 1}, "an unchanged user must cost no API call beyond the one list call"
 
     users[0]["roles"] = ["template-admin"]
     users[1]["state"] = "absent"
-    res = module("coder_users", dict(base, users=users))
+    res = module("coderstack.platform.coder_users", dict(base, users=users))
     assert res["changed_users"] == [users[0]["username"], users[1]["username"]]
     assert res["api_calls"] == {"GET": 1, "PUT": 1, "DELETE": 1}
     assert res["diff"]["before"][users[0]["username"]]["roles"] == []
@@ -121,7 +123,7 @@ def test_bulk_unchanged_users_cost_one_list_call(base, admin_client, module):
 
 
 def test_info_is_read_only(base, module):
-    res = module("coder_info", base)
+    res = module("coderstack.platform.coder_info", base)
     assert res["changed"] is False
     assert res["buildinfo"]["version"].startswith("v2.")
     assert "admin" in [u["username"] for u in res["users"]]
@@ -136,9 +138,9 @@ def test_unchanged_users_at_scale_cost_one_call_per_page(base, module):
     ]
     for u in users:
         u["email"] = f"{u['username']}@it.example.com"
-    res = module("coder_users", dict(base, users=users), diff=False)
+    res = module("coderstack.platform.coder_users", dict(base, users=users), diff=False)
     assert len(res["changed_users"]) == 150 and res["api_calls"]["POST"] == 150
-    res = module("coder_users", dict(base, users=users), diff=False)
+    res = module("coderstack.platform.coder_users", dict(base, users=users), diff=False)
     assert res["changed"] is False
     total = sum(res["api_calls"].values())
     assert res["api_calls"] == {"GET": total} and total == 1  # 150 + admin + a few users of other tests: 1 page

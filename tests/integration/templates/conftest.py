@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.coder_server import need_coder_parts
 from tpl_helpers import CoderWithProvisioners, need_terraform, run_module
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tests" / "unit" / "coder"))
-from coder_mu import load
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient
 from helpers.coder_server import ThrowawayCoder, need_coder_parts, need_terraform  # noqa: F401 - re-exported
 from helpers.modules import run_module as _run_module
 from helpers.parts import STATE, need  # noqa: F401 - re-exported
 
-CoderClient = load("coder_client").CoderClient
+REPO = Path(__file__).resolve().parents[3]
 TEMPLATES = REPO / "templates"
 ADMIN = {"username": "tpladmin", "email": "tpladmin@it.example.com", "password": "Tpl-Admin-Pass-5c7e9a1b3d"}
 
@@ -38,4 +35,4 @@ class CoderWithProvisioners(ThrowawayCoder):
 
 def run_module(args: dict, check: bool = False, diff: bool = True) -> dict:
     """Run coder_template with `ansible localhost -m` and return its JSON result."""
-    return _run_module("coder_template", args, check=check, diff=diff, timeout=900)
+    return _run_module("coderstack.platform.coder_template", args, check=check, diff=diff, timeout=900)

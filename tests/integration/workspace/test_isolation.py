@@ -218,9 +218,9 @@ def test_workspace_image_outside_the_registry_is_refused(converged, testbed, kub
         "template": "kubernetes-dind",
         "parameters": {"cpu": 2, "memory": 2, "image": "docker.io/library/ubuntu:24.04"},
     }
-    res = run_module("coder_workspace", args)
+    res = run_module("coderstack.platform.coder_workspace", args)
     try:
         assert res.get("failed") is True
         assert "this deployment allows only images from its own registry" in res["msg"], res["msg"]
     finally:
-        run_module("coder_workspace", dict(args, state="absent"))
+        run_module("coderstack.platform.coder_workspace", dict(args, state="absent"))

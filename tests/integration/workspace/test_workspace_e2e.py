@@ -146,7 +146,7 @@ def test_home_survives_stop_and_start(dind, testbed, kube):
     marker = uuid.uuid4().hex
     in_pod(POD, f"echo {marker} > /root/coderstack-persist.txt")
     args = dict(admin_args(testbed, kube), owner=OWNER, name=NAME)
-    stopped = run_module("coder_workspace", dict(args, state="stopped"))
+    stopped = run_module("coderstack.platform.coder_workspace", dict(args, state="stopped"))
     assert stopped.get("failed") is not True, stopped.get("msg")
     assert stopped["changed"] is True and stopped["build"] == "stop"
     assert workspace(testbed, kube)["latest_build"]["status"] == "stopped"
@@ -158,12 +158,12 @@ def test_home_survives_stop_and_start(dind, testbed, kube):
         assert time.monotonic() < deadline, "the workspace pod is still there after the stop build"
         time.sleep(1)
     assert core.read_namespaced_persistent_volume_claim(f"{POD}-home", WS_NS).status.phase == "Bound"
-    started = run_module("coder_workspace", dict(args, state="started"))
+    started = run_module("coderstack.platform.coder_workspace", dict(args, state="started"))
     assert started.get("failed") is not True, started.get("msg")
     assert started["changed"] is True and started["build"] == "start"
     assert_ready(workspace(testbed, kube))
     assert in_pod(POD, "cat /root/coderstack-persist.txt").strip() == marker
-    again = run_module("coder_workspace", dict(args, state="started"))
+    again = run_module("coderstack.platform.coder_workspace", dict(args, state="started"))
     assert again["changed"] is False and again["api_calls"] == {"GET": 1}
 
 
@@ -171,7 +171,10 @@ def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
     from kubernetes import client
 
     args = dict(admin_args(testbed, kube), owner=OWNER, name="llm")
-    res = run_module("coder_workspace", dict(args, template="kubernetes-ollama", parameters={"cpu": 2, "memory": 2}))
+    res = run_module(
+        "coderstack.platform.coder_workspace",
+        dict(args, template="kubernetes-ollama", parameters={"cpu": 2, "memory": 2}),
+    )
     try:
         assert res.get("failed") is not True, res.get("msg")
         assert res["changed"] is True and res["build"] == "create"
@@ -189,7 +192,7 @@ def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
         assert in_pod(pod.metadata.name, "id -u").strip() == "1000"
         assert in_pod(pod.metadata.name, "echo $HOME").strip() == "/home/coder"
     finally:
-        gone = run_module("coder_workspace", dict(args, state="absent"))
+        gone = run_module("coderstack.platform.coder_workspace", dict(args, state="absent"))
     assert gone.get("failed") is not True, gone.get("msg")
     assert gone["build"] == "delete"
     with pytest.raises(Exception, match="404"):
@@ -202,7 +205,7 @@ def test_workspace_module_check_mode_and_diff(dind, testbed, kube):
     """A parameter change is reported with its before/after, and check mode builds nothing."""
     before = workspace(testbed, kube)["latest_build"]["build_number"]
     args = dict(admin_args(testbed, kube), owner=OWNER, name=NAME, parameters={"cpu": 2, "memory": 4})
-    res = run_module("coder_workspace", dict(args, state="started"), check=True, diff=True)
+    res = run_module("coderstack.platform.coder_workspace", dict(args, state="started"), check=True, diff=True)
     assert res["changed"] is True and res["build"] == "start"
     assert res["diff"]["before"]["parameters"] == {"memory": "2"}
     assert res["diff"]["after"]["parameters"] == {"cpu": "2", "memory": "4"}

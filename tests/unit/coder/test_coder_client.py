@@ -9,7 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.coder_client import CoderClient, CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient, CoderError
 
 
 class Script:

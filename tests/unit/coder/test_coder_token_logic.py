@@ -10,8 +10,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
     TokenError,
     keep_token,
     parse_time,

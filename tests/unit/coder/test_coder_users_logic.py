@@ -11,8 +11,12 @@ import copy
 import re
 
 import pytest
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import UserError, reconcile_user, user_view
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+    UserError,
+    reconcile_user,
+    user_view,
+)
 
 
 class FakeCoder:

@@ -6,8 +6,8 @@ test fails when the code makes a call it should not, or reads a field Coder does
 from __future__ import annotations
 
 import pytest
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_workspaces import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_workspaces import (
     WorkspaceError,
     Workspaces,
     current_state,

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
-from ansible.module_utils.coder_common import CODER_CONNECTION_SPEC, USER_OPTIONS
-from coder_mu import load
-
-load("coder_templates")  # coder_template imports it
-load("coder_workspaces")  # coder_workspace imports it
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+    CODER_CONNECTION_SPEC,
+    USER_OPTIONS,
+)
+from ansible_collections.coderstack.platform.plugins.modules import (
+    coder_first_user,
+    coder_info,
+    coder_template,
+    coder_token,
+    coder_user,
+    coder_users,
+    coder_workspace,
+)
 
 PLUGINS = Path(__file__).resolve().parents[3] / "plugins"
+COLLECTION = "coderstack.platform"
 MODULES = PLUGINS / "modules"
 NAMES = [
     "coder_first_user",
@@ -26,8 +34,17 @@ NAMES = [
     "coder_workspace",
 ]
 
+# the modules' code, imported from the collection (main() builds the argument_spec)
+CODE = {
+    m.__name__.rpartition(".")[2]: m
+    for m in (coder_first_user, coder_info, coder_template, coder_token, coder_user, coder_users, coder_workspace)
+}
 
-def fragment(name):
+
+def fragment(fqcn):
+    """A doc fragment of this collection, named by FQCN as modules reference it."""
+    namespace_name, _, name = fqcn.rpartition(".")
+    assert namespace_name == COLLECTION, f"{fqcn}: doc fragments are referenced as {COLLECTION}.<name>"
     tree = ast.parse((PLUGINS / "doc_fragments" / f"{name}.py").read_text())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef))
     node = next(n for n in cls.body if isinstance(n, ast.Assign) and n.targets[0].id == "DOCUMENTATION")
@@ -77,12 +94,10 @@ class _Capture:
         raise _Spec(argument_spec)
 
 
-def argument_spec(name):
+def argument_spec(name, monkeypatch):
     """The argument_spec a module's main() builds (the module class is replaced before anything runs)."""
-    spec = importlib.util.spec_from_file_location(f"_coder_doc_{name}", MODULES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.AnsibleModule = _Capture
+    mod = CODE[name]
+    monkeypatch.setattr(mod, "AnsibleModule", _Capture)
     with pytest.raises(_Spec) as ei:
         mod.main()
     return ei.value.args[0]
@@ -113,7 +128,7 @@ def _compare(where, spec, documented, problems):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_argument_spec_matches_documentation(name):
+def test_argument_spec_matches_documentation(name, monkeypatch):
     """Every option's type, required, default, choices, elements and aliases agree between code and docs
     (e.g. coder_token's lifetime_days: documented 0 = the server's maximum, so the code defaults to 0)."""
     d = docs(name)["DOCUMENTATION"]
@@ -121,5 +136,5 @@ def test_argument_spec_matches_documentation(name):
     for frag in d.get("extends_documentation_fragment", []):
         opts = {**fragment(frag)["options"], **opts}
     problems = []
-    _compare("", argument_spec(name), opts, problems)
+    _compare("", argument_spec(name, monkeypatch), opts, problems)
     assert problems == []

@@ -8,8 +8,15 @@ import json
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.coder_client import CoderError
-from ansible.module_utils.coder_common import connection_spec, fail, run_main, sanitize, secret_free, secrets_of
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+    connection_spec,
+    fail,
+    run_main,
+    sanitize,
+    secret_free,
+    secrets_of,
+)
 
 KEY = "AbCdEf1234-" + "x9" * 11  # shaped like a Coder token: <10 char id>-<22 char secret>
 

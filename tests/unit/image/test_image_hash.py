@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.coderstack.platform.plugins.filter import image_hash
 
 REPO = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("image_hash", REPO / "plugins/filter/image_hash.py")
-image_hash = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(image_hash)
 content_hash = image_hash.image_content_hash
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ansible.module_utils import coder_templates as ct
+from ansible_collections.coderstack.platform.plugins.module_utils import coder_templates as ct
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -126,7 +126,8 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
 
     core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
     ns = install["ns"]
-    base = {"coderstack_namespace": ns, "postgres_mode": "incluster"}
+    # the workspace namespace of this install: its own, so a purge here never touches the inventory's workspaces
+    base = {"coderstack_namespace": ns, "coderstack_workspace_namespace": f"{ns}-ws", "postgres_mode": "incluster"}
 
     # purge without confirmation: fails first, names the variable, changes nothing
     res = playbook("playbooks/teardown.yml", extra_vars={**base, "coderstack_purge": True})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import urllib.parse
@@ -42,6 +43,8 @@ def test_helm_path_installs_an_ingress_nginx_release(playbook, kube, testbed, na
         "ingress_release_name": "ingress-nginx",
         "ingress_chart_ref": str(repo / "tests/fixtures/charts/ingress-nginx-standin"),
         "ingress_chart_repo_url": "",
+        # the bare inventory's way in (no load balancer here: helm --wait would wait for an address forever)
+        "ingress_exposure": "hostport",
         "ingress_chart_values": {
             "controller": {
                 "nodeSelector": {"type": "kwok"},
@@ -56,6 +59,19 @@ def test_helm_path_installs_an_ingress_nginx_release(playbook, kube, testbed, na
         assert ic.spec.controller == "k8s.io/ingress-nginx"
         dep = client.AppsV1Api(kube).read_namespaced_deployment("ingress-nginx-controller", namespace)
         assert dep.status.ready_replicas == 1
+        helm = [str(testbed.bin / "helm"), "--kubeconfig", str(testbed.kubeconfig)]
+        values = json.loads(
+            subprocess.run(
+                [*helm, "get", "values", "ingress-nginx", "-n", namespace, "-o", "json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )["controller"]
+        # ingress-nginx's values for hostPorts 80/443 on every node
+        exposure = (values["kind"], values["hostPort"]["enabled"], values["service"]["type"])
+        assert exposure == ("DaemonSet", True, "ClusterIP")
+        assert values["nodeSelector"] == {"type": "kwok"}  # the inventory's own values still win
         again = playbook("playbooks/ingress.yml", extra_vars=extra)
         assert again.rc == 0 and again.changed == 0, again.output[-3000:]
     finally:

@@ -23,7 +23,16 @@ def _cleanup(env: str) -> None:
     kubectl = [str(STATE / "bin/kubectl"), "--kubeconfig", str(STATE / "kubeconfig")]
     subprocess.run([*helm, "uninstall", "coder", "-n", ns, "--wait"], capture_output=True, check=False, timeout=300)
     subprocess.run(
-        [*kubectl, "delete", "namespace", ns, f"{ns}-workspaces", "--ignore-not-found", "--wait=true", "--timeout=300s"],
+        [
+            *kubectl,
+            "delete",
+            "namespace",
+            ns,
+            f"{ns}-workspaces",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=300s",
+        ],
         capture_output=True,
         check=False,
         timeout=330,
@@ -54,7 +63,7 @@ def shipped(request, testbed, tmp_path_factory):
 
 
 def test_converges_and_a_second_run_changes_nothing(shipped):
-    env, _, second, _ = shipped
+    _, _, second, _ = shipped
     assert second.rc == 0, second.output[-5000:]
     assert second.changed == 0, second.output[-5000:]
 

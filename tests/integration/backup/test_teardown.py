@@ -55,17 +55,18 @@ def install(testbed, kube):
         ),
     )
     labels = {"app": "coder-db"}
+    ours = {"app.kubernetes.io/managed-by": "coderstack"}  # what the postgres role puts on its objects
     core.create_namespaced_service(
         ns,
         client.V1Service(
-            metadata=client.V1ObjectMeta(name="coder-db"),
+            metadata=client.V1ObjectMeta(name="coder-db", labels=ours),
             spec=client.V1ServiceSpec(cluster_ip="None", selector=labels, ports=[client.V1ServicePort(port=5432)]),
         ),
     )
     apps.create_namespaced_stateful_set(
         ns,
         client.V1StatefulSet(
-            metadata=client.V1ObjectMeta(name="coder-db"),
+            metadata=client.V1ObjectMeta(name="coder-db", labels=ours),
             spec=client.V1StatefulSetSpec(
                 service_name="coder-db",
                 selector=client.V1LabelSelector(match_labels=labels),
@@ -82,7 +83,10 @@ def install(testbed, kube):
     )
     chart = testbed.state / "charts" / "coder.tgz"
     need(chart.exists(), "the official Coder chart is not packaged (bash testbed/build_chart.sh)")
-    values = {"coder": {"ingress": {"enable": False}, "nodeSelector": KWOK_SELECTOR, "tolerations": KWOK_TOLERATIONS}}
+    values = {
+        "coderstack": {"managedBy": "coderstack"},  # the coder role's marker
+        "coder": {"ingress": {"enable": False}, "nodeSelector": KWOK_SELECTOR, "tolerations": KWOK_TOLERATIONS},
+    }
     r = _helm(testbed, "upgrade", "--install", "coder", str(chart), "-n", ns, "--values", "-", stdin=json.dumps(values))
     assert r.returncode == 0, r.stderr
     # the ingress role marks its release with coderstack.managedBy; a second release there is not coderstack's
@@ -190,6 +194,49 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     assert not _exists(core.read_namespace, ns)
     res = playbook("playbooks/teardown.yml", extra_vars=purge)
     assert res.rc == 0 and res.changed == 0, res.output
+
+
+def test_teardown_keeps_a_release_and_database_it_did_not_make(testbed, kube, playbook):
+    """A Coder release without coderstack's marker and a coder-db StatefulSet without its label stay, and the summary
+    says why (someone else's install in the namespace the inventory names)."""
+    from kubernetes import client
+
+    core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
+    ns = "td-" + uuid.uuid4().hex[:8]
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        r = _helm(testbed, "upgrade", "--install", "coder", str(REPO / "tests/fixtures/charts/hello"), "-n", ns)
+        assert r.returncode == 0, r.stderr
+        labels = {"app": "foreign-db"}
+        apps.create_namespaced_stateful_set(
+            ns,
+            client.V1StatefulSet(
+                metadata=client.V1ObjectMeta(name="coder-db"),
+                spec=client.V1StatefulSetSpec(
+                    service_name="coder-db",
+                    selector=client.V1LabelSelector(match_labels=labels),
+                    template=client.V1PodTemplateSpec(
+                        metadata=client.V1ObjectMeta(labels=labels),
+                        spec=client.V1PodSpec(
+                            containers=[client.V1Container(name="pg", image="postgres:17.6")],
+                            node_selector=KWOK_SELECTOR,
+                            tolerations=KWOK_TOLERATIONS,
+                        ),
+                    ),
+                ),
+            ),
+        )
+        ev = {"coderstack_namespace": ns, "coderstack_workspace_namespace": f"{ns}-ws", "postgres_mode": "incluster"}
+        res = playbook("playbooks/teardown.yml", extra_vars=ev)
+        assert res.rc == 0, res.output
+        assert res.changed == 0, res.output
+        assert f"Kept: Helm release {ns}/coder (coderstack did not install it" in _text(res)
+        assert f"Kept: PostgreSQL {ns}/coder-db (coderstack did not make it" in _text(res)
+        assert _releases(testbed, ns) == ["coder"]
+        assert _exists(apps.read_namespaced_stateful_set, "coder-db", ns)
+    finally:
+        _helm(testbed, "uninstall", "coder", "-n", ns)
+        core.delete_namespace(ns)
 
 
 def test_teardown_lists_templates_with_the_admin_token(converged, testbed, kube, playbook):

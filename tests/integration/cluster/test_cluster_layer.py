@@ -11,6 +11,10 @@ import urllib.parse
 import pytest
 from cluster_helpers import LAYER, namespace_exists
 
+# An ingress run in a scratch namespace makes a CA of its own: it goes to that namespace only, never to the testbed
+# install's workspace namespace (ConfigMap coder-ca) nor to the CA file the control host verifies Coder with.
+OWN_CA = {"ingress_ca_export_path": ""}
+
 PG_PORT = int(os.environ.get("TESTBED_POSTGRES_PORT", "15432"))
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -36,6 +40,8 @@ def test_helm_path_installs_an_ingress_nginx_release(playbook, kube, testbed, na
     cls = f"nginx-{namespace}"
     extra = {
         "coderstack_namespace": namespace,
+        "coderstack_workspace_namespace": namespace,
+        **OWN_CA,
         "ingress_controller": "helm",
         "ingress_class_name": cls,
         "ingress_class_default": False,
@@ -151,6 +157,8 @@ def test_incluster_password_never_printed(playbook, core, namespace):
 def test_minikube_path_enables_addons_once(playbook, core, namespace, minikube_node, minikube_standin):
     extra = {
         "coderstack_namespace": namespace,
+        "coderstack_workspace_namespace": namespace,
+        **OWN_CA,
         "coderstack_target": "auto",
         # the minikube inventory's ingress settings (the testbed inventory uses its Traefik)
         "ingress_controller": "auto",

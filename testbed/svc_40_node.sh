@@ -191,8 +191,19 @@ stop() {
   stop_daemon kubelet
   stop_daemon kube-proxy
   stop_daemon kube-router
-  # kube-router's iptables chains and ipsets
-  [ -x "$state/bin/kube-router" ] && "$state/bin/kube-router" --cleanup-config >/dev/null 2>&1 || true
+  # kube-router's firewall chains and ipsets (its own --cleanup-config panics in the IPVS cleanup, which runs first
+  # and finds no IPVS here): the jumps from INPUT/FORWARD/OUTPUT, then its chains, then its KUBE-SRC-/KUBE-DST- sets
+  local c r ch s
+  for c in INPUT FORWARD OUTPUT; do
+    for r in $(iptables -w -S "$c" 2>/dev/null | grep -n -- '-j KUBE-ROUTER-' | cut -d: -f1 | sort -rn); do
+      iptables -w -D "$c" "$((r - 1))" 2>/dev/null || true
+    done
+  done
+  local router_chains
+  router_chains=$(iptables -w -S 2>/dev/null | awk '/^-N (KUBE-ROUTER-|KUBE-POD-FW-|KUBE-NWPLCY-)/{print $2}')
+  for ch in $router_chains; do iptables -w -F "$ch" 2>/dev/null || true; done
+  for ch in $router_chains; do iptables -w -X "$ch" 2>/dev/null || true; done
+  for s in $(ipset list -n 2>/dev/null | grep -E '^KUBE-(SRC|DST)-'); do ipset destroy "$s" 2>/dev/null || true; done
   [ -x "$state/bin/kube-proxy" ] && "$state/bin/kube-proxy" --cleanup >/dev/null 2>&1 || true
   stop_daemon containerd
   # shims outlive containerd: end the ones of this node (their -address names our socket)

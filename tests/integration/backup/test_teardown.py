@@ -30,6 +30,27 @@ def _b64(s: str) -> str:
     return base64.b64encode(s.encode()).decode()
 
 
+def _db_statefulset(selector: dict, labels: dict | None = None):
+    """A `coder-db` StatefulSet on the simulated nodes (nothing runs); labels on the object itself as given."""
+    from kubernetes import client
+
+    return client.V1StatefulSet(
+        metadata=client.V1ObjectMeta(name="coder-db", labels=labels),
+        spec=client.V1StatefulSetSpec(
+            service_name="coder-db",
+            selector=client.V1LabelSelector(match_labels=selector),
+            template=client.V1PodTemplateSpec(
+                metadata=client.V1ObjectMeta(labels=selector),
+                spec=client.V1PodSpec(
+                    containers=[client.V1Container(name="pg", image="postgres:17.6")],
+                    node_selector=KWOK_SELECTOR,
+                    tolerations=KWOK_TOLERATIONS,
+                ),
+            ),
+        ),
+    )
+
+
 @pytest.fixture()
 def install(testbed, kube):
     from kubernetes import client
@@ -63,24 +84,7 @@ def install(testbed, kube):
             spec=client.V1ServiceSpec(cluster_ip="None", selector=labels, ports=[client.V1ServicePort(port=5432)]),
         ),
     )
-    apps.create_namespaced_stateful_set(
-        ns,
-        client.V1StatefulSet(
-            metadata=client.V1ObjectMeta(name="coder-db", labels=ours),
-            spec=client.V1StatefulSetSpec(
-                service_name="coder-db",
-                selector=client.V1LabelSelector(match_labels=labels),
-                template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels=labels),
-                    spec=client.V1PodSpec(
-                        containers=[client.V1Container(name="pg", image="postgres:17.6")],
-                        node_selector=KWOK_SELECTOR,
-                        tolerations=KWOK_TOLERATIONS,
-                    ),
-                ),
-            ),
-        ),
-    )
+    apps.create_namespaced_stateful_set(ns, _db_statefulset(labels, ours))
     chart = testbed.state / "charts" / "coder.tgz"
     need(chart.exists(), "the official Coder chart is not packaged (bash testbed/build_chart.sh)")
     values = {
@@ -208,24 +212,7 @@ def test_teardown_keeps_a_release_and_database_it_did_not_make(testbed, kube, pl
         r = _helm(testbed, "upgrade", "--install", "coder", str(REPO / "tests/fixtures/charts/hello"), "-n", ns)
         assert r.returncode == 0, r.stderr
         labels = {"app": "foreign-db"}
-        apps.create_namespaced_stateful_set(
-            ns,
-            client.V1StatefulSet(
-                metadata=client.V1ObjectMeta(name="coder-db"),
-                spec=client.V1StatefulSetSpec(
-                    service_name="coder-db",
-                    selector=client.V1LabelSelector(match_labels=labels),
-                    template=client.V1PodTemplateSpec(
-                        metadata=client.V1ObjectMeta(labels=labels),
-                        spec=client.V1PodSpec(
-                            containers=[client.V1Container(name="pg", image="postgres:17.6")],
-                            node_selector=KWOK_SELECTOR,
-                            tolerations=KWOK_TOLERATIONS,
-                        ),
-                    ),
-                ),
-            ),
-        )
+        apps.create_namespaced_stateful_set(ns, _db_statefulset(labels))
         ev = {"coderstack_namespace": ns, "coderstack_workspace_namespace": f"{ns}-ws", "postgres_mode": "incluster"}
         res = playbook("playbooks/teardown.yml", extra_vars=ev)
         assert res.rc == 0, res.output

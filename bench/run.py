@@ -336,7 +336,7 @@ def main() -> int:
         if not f.exists():
             sys.exit(f"bench: {f} missing: start the testbed first (bash testbed/up.sh)")
     proxy = Proxy(CODER_URL, CODER_CA)
-    overrides = {"coder_url": proxy.url}
+    overrides = {"coderstack_coder_url": proxy.url}
     via_proxy = ["-e", json.dumps(overrides)]
     tmp = Path(tempfile.mkdtemp(prefix="coderstack-bench-"))
     results: dict = {

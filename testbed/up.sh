@@ -143,11 +143,6 @@ reclaimPolicy: Delete
 volumeBindingMode: Immediate
 allowVolumeExpansion: true
 ---
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: coderstack-testbed, namespace: kube-system}
-data: {description: "coderstack testbed: one real node ($TESTBED_NODE_NAME) and kwok-simulated nodes"}
----
 # The kube-apiserver calls kubelets (logs, exec, port-forward) with this client certificate.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding

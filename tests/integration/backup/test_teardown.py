@@ -307,7 +307,7 @@ def test_teardown_with_templates_stops_with_the_reason_when_a_workspace_exists(
         "postgres_mode": "incluster",
         "teardown_templates": True,
         "teardown_template_names": ["td-tpl"],
-        "teardown_coder_url": srv.url,
+        "coderstack_coder_url": srv.url,
     }
     res = playbook("playbooks/teardown.yml", extra_vars=ev)
     assert res.rc != 0, res.output[-3000:]

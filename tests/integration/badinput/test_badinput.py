@@ -34,24 +34,12 @@ CASES = [
     ("unknown-backup-key", {"postgres_backup_directory": "/tmp"}, "postgres_backup_directory"),
     # URLs without (or with a wrong) scheme
     ("access-url-scheme", {"coder_access_url": "ftp://coder.example.com"}, "coder_access_url=ftp://coder.example.com"),
-    ("coder-url-no-scheme", {"coder_url": "coder.testbed.local"}, "coder_url=coder.testbed.local"),
+    ("coder-url-no-scheme", {"coderstack_coder_url": "coder.testbed.local"}, 'coderstack_coder_url "coder.testbed.local"'),
     ("agent-url-no-scheme", {"coder_agent_url": "coder.coder.svc"}, "coder_agent_url=coder.coder.svc"),
-    ("admin-url-no-scheme", {"coder_admin_url": "coder.testbed.local"}, 'coder_admin_url "coder.testbed.local"'),
-    ("users-url-no-scheme", {"coder_users_url": "coder.testbed.local"}, 'coder_users_url "coder.testbed.local"'),
-    (
-        "templates-url-no-scheme",
-        {"coder_templates_url": "coder.testbed.local"},
-        'coder_templates_url "coder.testbed.local"',
-    ),
     (
         "internal-url-no-scheme",
         {"coder_templates_coder_internal_url": "coder.coder.svc"},
         'coder_templates_coder_internal_url "coder.coder.svc"',
-    ),
-    (
-        "teardown-url-no-scheme",
-        {"teardown_coder_url": "coder.testbed.local"},
-        'teardown_coder_url "coder.testbed.local"',
     ),
     (
         "npm-registry-no-scheme",
@@ -114,13 +102,8 @@ CASES = [
     # Secrets that must exist (read by the preflight before the first change)
     (
         "provided-tls-secret-missing",
-        {"ingress_tls_mode": "provided", "ingress_tls_secret_name": "no-such-tls"},
-        "ingress_tls_secret_name names Secret coder/no-such-tls, which does not exist",
-    ),
-    (
-        "coder-tls-secret-missing",
-        {"coder_tls_secret": "no-such-coder-tls"},
-        "coder_tls_secret names Secret coder/no-such-coder-tls, which does not exist",
+        {"ingress_tls_mode": "provided", "coderstack_tls_secret": "no-such-tls"},
+        "coderstack_tls_secret names Secret coder/no-such-tls, which does not exist",
     ),
     (
         "coder-db-secret-missing",
@@ -128,14 +111,9 @@ CASES = [
         "coder_db_secret_name names Secret coder/no-such-db-url, which does not exist",
     ),
     (
-        "users-token-secret-missing",
-        {"coder_users_token_secret_name": "no-such-token"},
-        "coder_users_token_secret_name names Secret coder/no-such-token, which does not exist",
-    ),
-    (
         "tls-secret-without-key",
-        {"coder_tls_secret": "coder-db-url"},
-        "coder_tls_secret names Secret coder/coder-db-url, which lacks key(s) tls.crt/tls.key",
+        {"ingress_tls_mode": "provided", "coderstack_tls_secret": "coder-db-url"},
+        "coderstack_tls_secret names Secret coder/coder-db-url, which lacks key(s) tls.crt/tls.key",
     ),
     ("kubeconfig-missing", {"coderstack_kubeconfig": "/nonexistent/kubeconfig"}, "coderstack_kubeconfig"),
     # unsupported versions
@@ -229,9 +207,9 @@ def test_inventory_file_with_quoted_boolean_fails(unchanged, playbook, inventory
 
 def test_coder_playbook_alone_checks_its_tls_secret_before_the_upgrade(unchanged, playbook):
     """playbooks/coder.yml run alone (no preflight): the TLS Secret is read before the helm upgrade, so a wrong
-    coder_tls_secret never makes the release point at a Secret that does not exist."""
-    res = playbook("playbooks/coder.yml", extra_vars={"coder_tls_secret": "no-such-coder-tls"})
-    _assert_refused(res, "coder_tls_secret names Secret coder/no-such-coder-tls, which does not exist")
+    coderstack_tls_secret never makes the release point at a Secret that does not exist."""
+    res = playbook("playbooks/coder.yml", extra_vars={"coderstack_tls_secret": "no-such-coder-tls"})
+    _assert_refused(res, "coderstack_tls_secret names Secret coder/no-such-coder-tls, which does not exist")
 
 
 def test_the_before_after_comparison_sees_a_change(installed, kube):

@@ -9,7 +9,7 @@ from helpers.parts import need
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 LAYER = HERE / "layer.yml"
-MINIKUBE_STANDIN = REPO / "tests" / "fixtures" / "bin" / "minikube"
+MINIKUBE_STANDIN = REPO / "testbed" / "standins" / "minikube"
 
 __all__ = ["LAYER", "MINIKUBE_STANDIN", "REPO", "namespace_exists", "need"]
 

@@ -13,7 +13,7 @@ from cluster_helpers import LAYER, namespace_exists
 
 # An ingress run in a scratch namespace makes a CA of its own: it goes to that namespace only, never to the testbed
 # install's workspace namespace (ConfigMap coder-ca) nor to the CA file the control host verifies Coder with.
-OWN_CA = {"ingress_ca_export_path": ""}
+OWN_CA = {"coderstack_ca_path": ""}
 
 PG_PORT = int(os.environ.get("TESTBED_POSTGRES_PORT", "15432"))
 
@@ -43,11 +43,11 @@ def test_helm_path_installs_an_ingress_nginx_release(playbook, kube, testbed, na
         "coderstack_workspace_namespace": namespace,
         **OWN_CA,
         "ingress_controller": "helm",
-        "ingress_class_name": cls,
+        "coderstack_ingress_class": cls,
         "ingress_class_default": False,
         "ingress_namespace": namespace,
         "ingress_release_name": "ingress-nginx",
-        "ingress_chart_ref": str(repo / "tests/fixtures/charts/ingress-nginx-standin"),
+        "ingress_chart_ref": str(repo / "testbed/standins/charts/ingress-nginx-standin"),
         "ingress_chart_repo_url": "",
         # the bare inventory's way in (no load balancer here: helm --wait would wait for an address forever)
         "ingress_exposure": "hostport",
@@ -162,7 +162,7 @@ def test_minikube_path_enables_addons_once(playbook, core, namespace, minikube_n
         "coderstack_target": "auto",
         # the minikube inventory's ingress settings (the testbed inventory uses its Traefik)
         "ingress_controller": "auto",
-        "ingress_class_name": "nginx",
+        "coderstack_ingress_class": "nginx",
         "coderstack_minikube_binary": minikube_standin.binary,
         "coderstack_minikube_profile": "standin",
     }
@@ -246,7 +246,7 @@ BAD_INPUT = [
     (
         "target",
         {"coderstack_target": "gke"},
-        "value of coderstack_target must be one of: testbed, minikube, bare, auto, got: gke",
+        "value of coderstack_target must be one of: auto, minikube, bare, got: gke",
     ),
     ("typo", {"postgres_storge_size": "5Gi"}, "unknown variable(s) postgres_storge_size"),
     (

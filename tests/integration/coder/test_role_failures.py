@@ -190,7 +190,7 @@ def test_revoked_token_shows_the_401_in_users_templates_and_teardown(coder_serve
 
     res = playbook(
         "playbooks/teardown.yml",
-        extra_vars={**ev, "teardown_templates": True, "teardown_coder_url": coder_server.url},
+        extra_vars={**ev, "teardown_templates": True, "coderstack_coder_url": coder_server.url},
         args=["-vvv"],
     )
     assert_visible_and_clean(res, f"listing templates of {coder_server.url}", "HTTP 401", secrets=[WRONG_TOKEN])

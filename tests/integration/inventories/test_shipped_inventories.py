@@ -1,5 +1,5 @@
 """The inventories users run, unchanged, converge: `site.yml -i inventories/<env>` on the testbed, with only
-testbed/on-testbed/<env>.yml saying where the cluster, its charts, images and registry are (and its own namespaces and
+testbed/on-testbed/common.yml and <env>.yml saying where the cluster, its charts, images and registry are (and its own namespaces and
 DNS name, so it sits beside the testbed inventory's install). A second run changes nothing; the control host verifies
 Coder with the CA the inventory exports; the templates are pushed; the namespaces are isolated. Everything it made is
 removed afterwards (release, namespaces, the exported CA file)."""
@@ -44,9 +44,9 @@ def _cleanup(env: str) -> None:
 def shipped(request, testbed, tmp_path_factory):
     env = request.param
     _cleanup(env)
-    args = ["-e", f"@testbed/on-testbed/{env}.yml"]
+    args = ["-e", "@testbed/on-testbed/common.yml", "-e", f"@testbed/on-testbed/{env}.yml"]
     log = tmp_path_factory.mktemp(env) / "minikube-calls.log"
-    # the minikube CLI stand-in (tests/fixtures/bin/minikube): its call log, the cluster, the node's containerd
+    # the minikube CLI stand-in (testbed/standins/minikube): its call log, the cluster, the node's containerd
     standin = {
         "MINIKUBE_STANDIN_LOG": str(log),
         "MINIKUBE_STANDIN_KUBECONFIG": str(STATE / "kubeconfig"),

@@ -29,8 +29,8 @@ def token_secret(kube, coder):
 
 def test_playbook_leaves_both_templates_active_and_rerun_changes_nothing(coder, token_secret, playbook):
     extra = {
-        "coder_templates_url": coder.url,
-        "coder_templates_token_namespace": token_secret,
+        "coderstack_coder_url": coder.url,
+        "coderstack_namespace": token_secret,  # where the connection's token Secret is
         "coderstack_workspace_image": "127.0.0.1:15000/coderstack/workspace:role-it",
         # no image of that name exists: the agent URL probe has its own tests (tests/integration/workspace)
         "coder_templates_agent_probe": False,

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Coder workspaces through a CoderClient (``request()`` only): read, plan, build, wait.
+"""Coder workspaces through a CoderClient (its workspace methods): read, plan, build, wait.
 
 A workspace is reconciled in two steps:
 
@@ -167,46 +167,28 @@ class Workspaces:
         if self._log:
             self._log(text)
 
-    # --- reads
+    # --- reads and writes (the CoderClient's workspace methods)
     def get(self, owner, name):
-        try:
-            return self.client.request("GET", f"/api/v2/users/{owner}/workspace/{name}")
-        except CoderError as e:
-            if e.status == 404:
-                return None
-            raise
+        return self.client.get_workspace(owner, name)
 
     def template(self, name):
-        try:
-            return self.client.request("GET", f"/api/v2/organizations/{self.org}/templates/{name}")
-        except CoderError as e:
-            if e.status == 404:
-                raise WorkspaceError(
-                    f"template {name} does not exist in organization {self.org}: push it first "
-                    "(playbooks/templates.yml, the coder_template module)"
-                ) from None
-            raise
+        template = self.client.get_template(self.org, name)
+        if template is None:
+            raise WorkspaceError(
+                f"template {name} does not exist in organization {self.org}: push it first "
+                "(playbooks/templates.yml, the coder_template module)"
+            )
+        return template
 
     def build_parameters(self, build_id):
-        return self.client.request("GET", f"/api/v2/workspacebuilds/{build_id}/parameters") or []
+        return self.client.workspace_build_parameters(build_id)
 
-    def build_logs(self, build_id):
-        return self.client.request("GET", f"/api/v2/workspacebuilds/{build_id}/logs") or []
-
-    # --- writes
     def create(self, owner, name, template_id, params, ttl_ms=None):
-        body = {"name": name, "template_id": template_id, "rich_parameter_values": parameter_values(params)}
-        if ttl_ms is not None:
-            body["ttl_ms"] = ttl_ms
-        return self.client.request("POST", f"/api/v2/users/{owner}/workspaces", json=body, expected=(200, 201))
+        return self.client.create_workspace(owner, name, template_id, parameter_values(params), ttl_ms)
 
     def build(self, workspace_id, transition, params=None, template_version_id=None):
-        body = {"transition": transition}
-        if params:
-            body["rich_parameter_values"] = parameter_values(params)
-        if template_version_id:
-            body["template_version_id"] = template_version_id
-        return self.client.request("POST", f"/api/v2/workspaces/{workspace_id}/builds", json=body, expected=(200, 201))
+        values = parameter_values(params) if params else None
+        return self.client.create_workspace_build(workspace_id, transition, values, template_version_id)
 
     # --- waits
     def wait_build(self, owner, name, what, timeout):
@@ -242,7 +224,7 @@ class Workspaces:
 
     def _build_failure(self, what, ws, build, job):
         try:
-            lines = log_tail(self.build_logs(build["id"]))
+            lines = log_tail(self.client.workspace_build_logs(build["id"]))
         except CoderError:
             lines = []
         errors = terraform_errors(lines)

@@ -21,7 +21,10 @@ description:
     logs the session out again (also when a later step fails). Nothing secret is returned or shown in a failure.
 options:
   coder_token:
-    description: Not needed by this module (the first-user endpoints are unauthenticated); accepted for symmetry.
+    description:
+      - Not needed by this module (the first-user endpoints are unauthenticated). It and the other token options
+        (O(token_secret), O(token_namespace), O(token_key), O(kubeconfig), O(context)) are accepted and ignored,
+        so C(module_defaults) for the action group C(coderstack.platform.coder) apply to it too.
     type: str
     aliases: [token]
   username:
@@ -94,10 +97,10 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
     run_main,
     secret_free,
@@ -106,7 +109,7 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_common i
 
 def main():
     module = AnsibleModule(
-        argument_spec=connection_spec(
+        argument_spec=coder_argument_spec(
             username={"type": "str", "required": True},
             email={"type": "str", "required": True},
             password={"type": "str", "required": True, "no_log": True},
@@ -117,7 +120,7 @@ def main():
     )
     secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    client = client_from_module(module, token="")
+    client = coder_client(module, token="")
     result = {"changed": False, "created": False, "existed": False, "login_verified": False}
     what = "first user %s of %s" % (p["username"], p["coder_url"])
     try:

@@ -23,9 +23,10 @@ description:
   - Check mode reports the build that would run; with C(--diff) the state and parameters before and after.
 options:
   coder_token:
-    description: API token of the owner, or of an owner/user-admin allowed to manage other users' workspaces.
+    description:
+      - API token of the owner, or of an owner/user-admin allowed to manage other users' workspaces.
+      - When not given, the token is read from the Secret O(token_secret).
     type: str
-    required: true
     aliases: [token]
   owner:
     description: Username of the workspace's owner (C(me) = the token's user).
@@ -91,7 +92,8 @@ EXAMPLES = r"""
 - name: Alice's workspace is stopped (its volumes are kept)
   coderstack.platform.coder_workspace:
     coder_url: https://coder.example.com
-    coder_token: "{{ admin_token }}"
+    token_secret: coder-admin-token
+    token_namespace: coder
     owner: alice
     name: dev
     state: stopped
@@ -143,10 +145,10 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
     run_main,
     secret_free,
@@ -192,7 +194,7 @@ def _run(svc, p, ws, action, template_version_id=None):
 
 
 def main():
-    argument_spec = connection_spec(
+    argument_spec = coder_argument_spec(
         owner={"type": "str", "default": "me"},
         name={"type": "str", "required": True},
         template={"type": "str"},
@@ -205,13 +207,12 @@ def main():
         wait_for_apps={"type": "bool", "default": True},
         wait_timeout={"type": "int", "default": 900},
     )
-    argument_spec["coder_token"] = dict(argument_spec["coder_token"], required=True)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    client = client_from_module(module)
-    svc = Workspaces(client, organization=p["organization"], log=module.log)
     what = f"workspace {p['owner']}/{p['name']}"
+    client = coder_client(module, what=what)
+    svc = Workspaces(client, organization=p["organization"], log=module.log)
     result = {"changed": False, "build": "none"}
     try:
         ws = svc.get(p["owner"], p["name"])

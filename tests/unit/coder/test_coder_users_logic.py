@@ -12,7 +12,7 @@ import re
 
 import pytest
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import (
     UserError,
     reconcile_user,
     user_view,

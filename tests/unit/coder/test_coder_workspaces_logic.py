@@ -6,7 +6,7 @@ test fails when the code makes a call it should not, or reads a field Coder does
 from __future__ import annotations
 
 import pytest
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient, CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_workspaces import (
     WorkspaceError,
     Workspaces,
@@ -44,8 +44,9 @@ def agent(status="connected", lifecycle="ready", health="healthy"):
     }
 
 
-class ScriptedClient:
-    """request() answers from a per-path queue of answers (dicts, lists, or CoderError to raise)."""
+class ScriptedClient(CoderClient):
+    """A CoderClient whose request() answers from a per-path queue of answers (dicts, lists, or CoderError to
+    raise): the client's own methods build the paths."""
 
     def __init__(self, script):
         self.script = {k: list(v) for k, v in script.items()}

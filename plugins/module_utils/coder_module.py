@@ -225,7 +225,7 @@ def resolve_token(module, required=True, what="this module"):
     if not ns:
         module.fail_json(msg=f"token_secret {name} needs token_namespace (the namespace of the Secret)")
     try:
-        _obj, data = Secrets(p.get("kubeconfig"), p.get("context")).read(ns, name)
+        _obj, data = Secrets(unset(p.get("kubeconfig")), unset(p.get("context"))).read(ns, name)
     except KubeError as e:
         module.fail_json(msg=f"reading the Coder API token from Secret {ns}/{name} failed: {e}")
     except Exception as e:  # noqa: BLE001 - an API error (forbidden, unreachable) names the Secret

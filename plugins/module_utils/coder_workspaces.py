@@ -145,6 +145,27 @@ def workspace_view(workspace):
     }
 
 
+def workspace_diff(ws, state, params, changes):
+    """The --diff of a workspace: its state and, when parameters are managed, their values before and after."""
+    before = {"state": current_state(ws)}
+    after = {"state": state}
+    if params:
+        before["parameters"] = {k: v[0] for k, v in changes.items()}
+        after["parameters"] = {p["name"]: p["value"] for p in parameter_values(params)}
+    return {"before": before, "after": after}
+
+
+class WorkspacePlan:
+    """The build that reconciles a workspace: ``action`` (None, create, create-stopped, start, stop, delete), the
+    template ``version`` to build with (None = the workspace's own), the parameter ``changes``, and ``ws``."""
+
+    def __init__(self, ws, action, version, changes):
+        self.ws = ws
+        self.action = action
+        self.version = version
+        self.changes = changes
+
+
 # ------------------------------------------------------------------------------------------------ API work
 class Workspaces:
     """Read, build and wait for one owner's workspaces."""
@@ -189,6 +210,57 @@ class Workspaces:
     def build(self, workspace_id, transition, params=None, template_version_id=None):
         values = parameter_values(params) if params else None
         return self.client.create_workspace_build(workspace_id, transition, values, template_version_id)
+
+    # --- plan and apply (coder_workspace)
+    def plan(self, p):
+        """Read the workspace (waiting for a build another client started) and decide the build: a
+        :class:`WorkspacePlan`. ``p``: coder_workspace's options."""
+        owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
+        ws = self.get(owner, name)
+        if current_state(ws) == "busy":  # a build another client started: let it end before deciding
+            ws = self.wait_build(owner, name, what, p["wait_timeout"]) if p["wait"] else ws
+        changes = {}
+        if ws and p["parameters"] and p["state"] == "started" and current_state(ws) == "started":
+            changes = parameter_changes(self.build_parameters(ws["latest_build"]["id"]), p["parameters"])
+        action = plan(ws, p["state"], changes)
+        version = None
+        if action is None and p["update"] and p["state"] == "started" and ws and ws.get("outdated"):
+            action, version = "start", ws.get("template_active_version_id")
+        elif action == "start" and current_state(ws) == "failed":
+            version = ws.get("template_active_version_id")  # a failed workspace retries with the fixed template
+        if action in ("create", "create-stopped") and not p["template"]:
+            raise WorkspaceError(f"{what} does not exist: set template to create it")
+        return WorkspacePlan(ws, action, version, changes)
+
+    def apply(self, p, wplan):
+        """Run the plan's build and wait as asked (for a started workspace, also for its agents and apps);
+        returns the workspace after it."""
+        owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
+        ws = wplan.ws
+        if wplan.action:
+            ws = self._run(p, ws, wplan.action, wplan.version)
+        if p["state"] == "started" and p["wait"] and ws:
+            ws = self.wait_ready(owner, name, what, p["wait_timeout"], apps=p["wait_for_apps"], workspace=ws)
+        return ws
+
+    def _run(self, p, ws, action, template_version_id=None):
+        """Run ``action`` and wait for its build as asked; returns the workspace after it."""
+        owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
+        if action in ("create", "create-stopped"):
+            template = self.template(p["template"])
+            ws = self.create(owner, name, template["id"], p["parameters"], p["ttl_ms"])
+            self.note(f"{what}: created from template {p['template']}")
+        else:
+            transition = action  # start, stop or delete: the build transition of the same name
+            self.build(ws["id"], transition, p["parameters"] if action == "start" else None, template_version_id)
+            self.note(f"{what}: {transition} build queued")
+        if not p["wait"]:
+            return self.get(owner, name)
+        ws = self.wait_build(owner, name, what, p["wait_timeout"])
+        if action == "create-stopped":
+            self.build(ws["id"], "stop")
+            ws = self.wait_build(owner, name, what, p["wait_timeout"])
+        return ws
 
     # --- waits
     def wait_build(self, owner, name, what, timeout):

@@ -8,11 +8,13 @@
   ``suspend``, ``activate``, ``login_type``) and the managed fields before and after. It makes no API call.
 * :func:`apply_user_plan` runs the plan's actions in order; check mode stops after the plan.
 * :func:`reconcile_user` does both and returns ``(changed, before, after, actions)``.
+* :func:`ensure_first_user` (coder_first_user): the deployment's first owner, created once, its login proven.
 """
 
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import (
     LOGIN_TYPES,
     SITE_ROLES,
+    CoderError,
     site_roles,
 )
 
@@ -204,3 +206,77 @@ def reconcile_user(client, want, existing, check_mode=False):
     plan = plan_user(want, existing)
     after = plan.after if check_mode else apply_user_plan(client, plan)
     return plan.changed, plan.before, after, list(plan.actions)
+
+
+# ------------------------------------------------------------------------------------------------ first user
+class StepError(Exception):
+    """A Coder call failed during ``what``: the module fails with failure_message(what, err, hint)."""
+
+    def __init__(self, what, err, hint=None):
+        super().__init__(f"{what}: {err}")
+        self.what, self.err, self.hint = what, err, hint
+
+
+def ensure_first_user(client, p, check_mode=False, warn=None, add_secret=None):
+    """Create the first (owner) user when the deployment has none; with ``verify_login``, prove the email/password
+    by a login whose session always ends. ``p``: coder_first_user's options. Returns the module result; raises
+    :class:`StepError`. Nothing is posted before coder_url proves to be Coder (a wrong URL must not receive the
+    password)."""
+    result = {"changed": False, "created": False, "existed": False, "login_verified": False}
+    what = f"first user {p['username']} of {p['coder_url']}"
+    try:
+        result["version"] = client.coder_buildinfo()["version"]
+        result["existed"] = client.has_first_user()
+    except CoderError as e:
+        raise StepError("checking the " + what, e) from e
+    if not result["existed"]:
+        result.update(changed=True, created=True)
+        result["diff"] = {
+            "before": {},
+            "after": {"username": p["username"], "email": p["email"], "name": p["name"], "roles": ["owner"]},
+            "before_header": "first user",
+            "after_header": "first user",
+        }
+        if check_mode:
+            return result
+        try:
+            res = client.create_first_user(p["username"], p["email"], p["password"], p["name"])
+        except CoderError as e:
+            raise StepError(
+                "creating the " + what, e, "fix the value Coder names above (e.g. a stronger password)"
+            ) from e
+        result["user"] = {"id": res.get("user_id"), "username": p["username"], "email": p["email"]}
+    if p["verify_login"] and not check_mode:
+        result["user"] = verify_login(client, p, what, warn or (lambda msg: None), add_secret or (lambda v: None))
+        result["login_verified"] = True
+    return result
+
+
+def verify_login(client, p, what, warn, add_secret):
+    """Log in with p's email/password, read who that is, log out again (always); the user's id, username, email."""
+    try:
+        session = client.login(p["email"], p["password"])
+    except CoderError as e:
+        if e.status == 401:
+            raise StepError(
+                f"logging in as {p['email']} ({what})",
+                e,
+                "the deployment already has a first user and this email/password does not log in: use the "
+                "password stored in Secret coder-admin (or reset it with `coder reset-password`)",
+            ) from e
+        raise StepError(f"logging in as {p['email']}", e) from e
+    add_secret(session)
+    me, err = None, None
+    try:
+        me = client.me(token=session)
+    except CoderError as e:
+        err = e
+    try:  # the session ends before anything else happens, on success and on failure
+        client.logout(session)
+    except CoderError as e:
+        warn(f"ending the login session of {p['email']} failed: {e}; it expires on its own")
+    if err is not None:
+        raise StepError("reading the logged-in user " + p["email"], err)
+    if me.get("username") != p["username"]:
+        warn(f"the login {p['email']} belongs to user {me.get('username')}, not {p['username']} as configured")
+    return {"id": me.get("id"), "username": me.get("username"), "email": me.get("email")}

@@ -1,7 +1,7 @@
 # Copyright: coderstack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Options every Coder module shares: where Coder is and how to trust it."""
+"""Options every Coder module shares: where Coder is, how to trust it, and where its API token comes from."""
 
 
 class ModuleDocFragment:
@@ -12,8 +12,37 @@ options:
     type: str
     required: true
     aliases: [url]
+  coder_token:
+    description:
+      - Coder API token (C(Coder-Session-Token)).
+      - When not given, the token is read from key O(token_key) of the Kubernetes Secret O(token_secret).
+    type: str
+    aliases: [token]
+  token_secret:
+    description:
+      - Name of a Kubernetes Secret holding the Coder API token (C(playbooks/coder_admin.yml) keeps the admin's
+        token in C(coder-admin-token)); used when O(coder_token) is not given.
+      - The Secret is read through the C(kubernetes.core) client with O(kubeconfig) and O(context).
+      - When the Secret or its key does not exist, the module fails saying to run C(playbooks/coder_admin.yml) or
+        to pass O(coder_token).
+    type: str
+  token_namespace:
+    description: Namespace of O(token_secret) (required with it).
+    type: str
+  token_key:
+    description: Key of the token in O(token_secret).
+    type: str
+    default: token
+  kubeconfig:
+    description:
+      - Kubeconfig file for the Kubernetes API (reading O(token_secret)).
+      - Unset (or empty) uses C(KUBECONFIG), C(~/.kube/config) or the in-cluster config, as C(kubernetes.core) does.
+    type: path
+  context:
+    description: Context in the kubeconfig; the current context when unset or empty.
+    type: str
   ca_path:
-    description: CA bundle (PEM) to verify Coder's TLS certificate with.
+    description: CA bundle (PEM) to verify Coder's TLS certificate with; unset or empty uses the system CAs.
     type: path
   validate_certs:
     description: Verify Coder's TLS certificate. Turn off only for throwaway setups.
@@ -23,4 +52,6 @@ options:
     description: Seconds per HTTP request.
     type: int
     default: 30
+requirements:
+  - kubernetes (Python) and the C(kubernetes.core) collection, to read O(token_secret)
 """

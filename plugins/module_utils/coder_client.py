@@ -18,9 +18,9 @@
 * ``client.calls`` counts API calls per HTTP method (a ``collections.Counter``; retries count too),
   ``client.call_log`` lists ``(method, path, status)``: tests and benchmarks use them to count calls.
 
-The API is kept stable for other module_utils (``coder_templates.py`` takes a client instance):
-``CoderClient(url, token=None, ca_path=None, validate_certs=True, timeout=30, retries=4)`` and
-``client.request(method, path, json=None, data=None, headers=None, expected=(200,), params=None)``.
+Every Coder endpoint the collection uses is a method here (deployment, first user, login, users, tokens,
+templates and their versions and files, workspaces and their builds); the reconcilers in ``coder_users.py``,
+``coder_tokens.py``, ``coder_templates.py`` and ``coder_workspaces.py`` call these methods, never ``request()``.
 """
 
 import http.client
@@ -160,10 +160,6 @@ class CoderClient:
     @property
     def calls_total(self):
         return sum(self.calls.values())
-
-    def reset_calls(self):
-        self.calls.clear()
-        del self.call_log[:]
 
     def request(self, method, path, json=None, data=None, headers=None, expected=(200,), params=None, token=_UNSET):
         """One API call. Returns the decoded JSON body (``None`` when empty, ``bytes`` when not JSON).
@@ -321,9 +317,6 @@ class CoderClient:
             return info
         raise NotCoderError(self.url, path, self.last_status, self.last_content_type)
 
-    def healthz(self):
-        return self.request("GET", "/healthz", token=None)
-
     # ------------------------------------------------------------ first user
     def has_first_user(self):
         """True once the deployment has its first (owner) user."""
@@ -474,6 +467,94 @@ class CoderClient:
     # -------------------------------------------------------------- templates
     def list_templates(self):
         return self.request("GET", "/api/v2/templates") or []
+
+    def get_template(self, org, name):
+        """A template by organization and name, or None."""
+        try:
+            return self.request("GET", f"/api/v2/organizations/{_q(org)}/templates/{_q(name)}")
+        except CoderError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def create_template(self, org, name, version_id, settings=None):
+        body = {"name": name, "template_version_id": version_id}
+        body.update(settings or {})
+        return self.request("POST", f"/api/v2/organizations/{_q(org)}/templates", json=body, expected=(200, 201))
+
+    def update_template(self, template_id, body):
+        """PATCH the template's settings (Coder replaces every field it is sent: send the whole set)."""
+        return self.request("PATCH", f"/api/v2/templates/{_q(template_id)}", json=body, expected=(200, 304))
+
+    def delete_template(self, template_id):
+        return self.request("DELETE", f"/api/v2/templates/{_q(template_id)}", expected=(200, 204))
+
+    def promote_template_version(self, template_id, version_id):
+        """Make ``version_id`` the template's active version."""
+        return self.request("PATCH", f"/api/v2/templates/{_q(template_id)}/versions", json={"id": version_id})
+
+    def template_versions(self, template_id):
+        return self.request("GET", f"/api/v2/templates/{_q(template_id)}/versions") or []
+
+    def get_template_version(self, version_id):
+        return self.request("GET", f"/api/v2/templateversions/{_q(version_id)}")
+
+    def template_version_logs(self, version_id):
+        return self.request("GET", f"/api/v2/templateversions/{_q(version_id)}/logs") or []
+
+    def template_version_variables(self, version_id):
+        return self.request("GET", f"/api/v2/templateversions/{_q(version_id)}/variables") or []
+
+    def template_version_rich_parameters(self, version_id):
+        return self.request("GET", f"/api/v2/templateversions/{_q(version_id)}/rich-parameters") or []
+
+    def create_template_version(self, org, body):
+        """``POST /api/v2/organizations/{org}/templateversions`` with a codersdk.CreateTemplateVersionRequest."""
+        return self.request("POST", f"/api/v2/organizations/{_q(org)}/templateversions", json=body, expected=(200, 201))
+
+    # ------------------------------------------------------------------ files
+    def upload_file(self, data, content_type="application/x-tar"):
+        """Upload a file (a template's tar); returns its id."""
+        res = self.request(
+            "POST", "/api/v2/files", data=data, headers={"Content-Type": content_type}, expected=(200, 201)
+        )
+        # codersdk.UploadResponse: the file's id is in the JSON field "hash"
+        return res.get("hash") or res.get("id")
+
+    def download_file(self, file_id):
+        """An uploaded file's bytes (b"" when the answer is not a file)."""
+        data = self.request("GET", f"/api/v2/files/{_q(file_id)}", headers={"Accept": "application/x-tar"})
+        return data if isinstance(data, (bytes, bytearray)) else b""
+
+    # ------------------------------------------------------------- workspaces
+    def get_workspace(self, owner, name):
+        """A workspace by owner and name, or None."""
+        try:
+            return self.request("GET", f"/api/v2/users/{_q(owner)}/workspace/{_q(name)}")
+        except CoderError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def create_workspace(self, owner, name, template_id, rich_parameter_values, ttl_ms=None):
+        body = {"name": name, "template_id": template_id, "rich_parameter_values": list(rich_parameter_values)}
+        if ttl_ms is not None:
+            body["ttl_ms"] = ttl_ms
+        return self.request("POST", f"/api/v2/users/{_q(owner)}/workspaces", json=body, expected=(200, 201))
+
+    def create_workspace_build(self, workspace_id, transition, rich_parameter_values=None, template_version_id=None):
+        body = {"transition": transition}
+        if rich_parameter_values:
+            body["rich_parameter_values"] = list(rich_parameter_values)
+        if template_version_id:
+            body["template_version_id"] = template_version_id
+        return self.request("POST", f"/api/v2/workspaces/{_q(workspace_id)}/builds", json=body, expected=(200, 201))
+
+    def workspace_build_parameters(self, build_id):
+        return self.request("GET", f"/api/v2/workspacebuilds/{_q(build_id)}/parameters") or []
+
+    def workspace_build_logs(self, build_id):
+        return self.request("GET", f"/api/v2/workspacebuilds/{_q(build_id)}/logs") or []
 
 
 def _q(part):

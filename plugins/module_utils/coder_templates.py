@@ -9,8 +9,8 @@
   decides "unchanged". It is written into the message of every version this module creates
   (``coderstack-content: sha256:<hex>``); an unchanged template costs two read calls (the template by name and
   its active version), no upload.
-* :class:`TemplateSync` does the API work on top of ``CoderClient.request()`` only (upload, version, import
-  wait with backoff, promotion, metadata, deletion).
+* :class:`TemplateSync` plans (reads only: what differs) and applies (upload, version, import wait with backoff,
+  promotion, settings, deletion) through the CoderClient's template methods.
 """
 
 import hashlib
@@ -242,8 +242,42 @@ def terraform_errors(lines, limit=5):
 
 
 # ------------------------------------------------------------------------------------------------ API work
+def settings_body(template, changes):
+    """The full PATCH body of a template: its current fields (Coder replaces every field it is sent) with
+    ``changes`` ({API field: (current, wanted)}) applied."""
+    body = {f: template[f] for f in PATCH_FIELDS if f in template}
+    if "deprecation_message" in body and body["deprecation_message"] is None:
+        body["deprecation_message"] = ""
+    for field, (_current, value) in changes.items():
+        body[field] = value
+    return body
+
+
+class TemplatePlan:
+    """What syncing one template does: the packed content, what Coder holds, and what differs.
+
+    ``content_changed``: a new version must be uploaded and imported; ``changes``: the template settings to PATCH;
+    ``result``: the module result as far as the plan knows it (check mode returns it as is)."""
+
+    def __init__(self, name, variables, settings, activate):
+        self.name = name
+        self.variables = variables
+        self.settings = settings
+        self.activate = activate
+        self.tar_bytes = b""
+        self.chash = None
+        self.template = None
+        self.content_changed = False
+        self.changes = {}
+        self.result = {}
+
+    @property
+    def changed(self):
+        return self.template is None or self.content_changed or bool(self.changes)
+
+
 class TemplateSync:
-    """Create, update or delete one template through a CoderClient (``request()`` only)."""
+    """Create, update or delete one template through a CoderClient: :meth:`plan` (reads only), :meth:`apply`."""
 
     def __init__(self, client, organization="default", log=None, sleep=time.sleep, clock=time.monotonic):
         self.client = client
@@ -258,55 +292,140 @@ class TemplateSync:
         if self._log:
             self._log(text)
 
-    def _req(self, method, path, **kw):
-        return self.client.request(method, path, **kw)
+    # --- the whole job
+    def sync(self, name, directory, check_mode=False, **kwargs):
+        """Make template ``name`` carry the content of ``directory`` with ``variables`` and ``settings``.
 
-    # --- reads
-    def get_template(self, name):
-        try:
-            return self._req("GET", f"/api/v2/organizations/{self.org}/templates/{name}")
-        except CoderError as e:
-            if e.status == 404:
-                return None
-            raise
+        ``kwargs``: those of :meth:`plan` and :meth:`apply`. Returns a result dict (``changed``, ``uploaded``,
+        ``template``, ``version``, ``files_changed``, ``variables_changed``, ``settings_changed``, ``diff`` when
+        ``want_diff``). Check mode returns the plan's result.
+        """
+        apply_args = {k: kwargs.pop(k) for k in ("message", "import_timeout", "tags") if k in kwargs}
+        plan = self.plan(name, directory, **kwargs)
+        if check_mode or not plan.changed:
+            return plan.result
+        return self.apply(plan, **apply_args)
 
-    def get_version(self, version_id):
-        return self._req("GET", f"/api/v2/templateversions/{version_id}")
+    def remove(self, name, check_mode=False):
+        """Delete template ``name``; returns the template deleted (or that would be), None when absent."""
+        template = self.client.get_template(self.org, name)
+        if template and not check_mode:
+            self.client.delete_template(template["id"])
+        return template
 
-    def version_logs(self, version_id):
-        return self._req("GET", f"/api/v2/templateversions/{version_id}/logs") or []
+    def plan(self, name, directory, variables=None, settings=None, activate=True, want_diff=False):
+        """Pack ``directory`` and compare with the template's active version: a :class:`TemplatePlan`.
 
-    def version_variables(self, version_id):
-        return self._req("GET", f"/api/v2/templateversions/{version_id}/variables") or []
+        The unchanged path costs two GETs (the template, its active version); the changed path also reads what the
+        active version holds (its files and variables) to say what changed."""
+        plan = TemplatePlan(name, variables or {}, settings or {}, activate)
+        plan.tar_bytes, manifest = build_tar(directory)
+        plan.chash = content_hash(plan.tar_bytes, plan.variables)
+        plan.result = result = {
+            "changed": False,
+            "uploaded": False,
+            "content_hash": plan.chash,
+            "files": sorted(manifest),
+            "files_changed": {},
+            "variables_changed": [],
+            "settings_changed": [],
+            "promoted": False,
+            "created": False,
+        }
+        plan.template = template = self.client.get_template(self.org, name)
+        active = self.client.get_template_version(template["active_version_id"]) if template else None
+        plan.content_changed = hash_from_message(active.get("message")) != plan.chash if active else True
+        plan.changes = settings_changes(template, plan.settings) if template else {}
+        if template and plan.content_changed and not activate and self._has_version(template["id"], plan.chash):
+            plan.content_changed = False  # imported before and deliberately not promoted (activate=false)
+        result["settings_changed"] = sorted(plan.changes)
+        result["template"] = _template_view(template)
+        result["version"] = _version_view(active)
+        if not plan.changed:
+            return plan  # the unchanged path: two GETs, nothing else
+        self._describe_changes(plan, manifest, active, want_diff)
+        result["changed"] = True
+        return plan
 
-    def rich_parameters(self, version_id):
-        return self._req("GET", f"/api/v2/templateversions/{version_id}/rich-parameters") or []
+    def _describe_changes(self, plan, manifest, active, want_diff):
+        """files_changed, variables_changed and (``want_diff``) the diff of a plan that changes something."""
+        template, result, changes = plan.template, plan.result, plan.changes
+        before_vars, before_files = {}, {}
+        if template and plan.content_changed:
+            # what the active version holds, to say which files and variables changed (changed path only)
+            before_files = self._active_manifest(active)
+            before_vars = self._active_variables(active)
+        after_vars = {v["name"]: v["value"] for v in variable_values(plan.variables)}
+        # a variable not given keeps (or falls back to) its default: compare like with like
+        for vname, (_value, default) in before_vars.items():
+            after_vars.setdefault(vname, default)
+        before_vars = {vname: value for vname, (value, _default) in before_vars.items()}
+        if plan.content_changed:
+            result["files_changed"] = files_diff(before_files, manifest)
+            result["variables_changed"] = sorted(
+                k for k in set(before_vars) | set(after_vars) if before_vars.get(k) != after_vars.get(k)
+            )
+        if want_diff:
+            name = plan.name
+            result["diff"] = {
+                "before_header": f"template {name}" + (" (active version)" if template else " (absent)"),
+                "after_header": f"template {name} (wanted)",
+                "before": _diff_doc(before_files, before_vars, {f: c for f, (c, _wanted) in changes.items()}, template),
+                "after": _diff_doc(manifest, after_vars, {f: w for f, (_current, w) in changes.items()}, True),
+            }
 
-    def download(self, file_id):
-        data = self._req("GET", f"/api/v2/files/{file_id}", headers={"Accept": "application/x-tar"})
-        return data if isinstance(data, (bytes, bytearray)) else b""
+    def apply(self, plan, message="", import_timeout=900, tags=None):
+        """Upload and import a new version when the content changed, then create the template, or promote the
+        version and PATCH the changed settings. Returns the plan's result, updated."""
+        result, template = plan.result, plan.template
+        new_version = None
+        if plan.content_changed:
+            new_version = self._import_version(plan, message, import_timeout, tags)
+        if not template:
+            template = self.client.create_template(self.org, plan.name, new_version["id"], plan.settings)
+            result["created"] = True
+            result["promoted"] = True
+        else:
+            if new_version is not None and plan.activate:
+                self.client.promote_template_version(template["id"], new_version["id"])
+                template = dict(template, active_version_id=new_version["id"])
+                result["promoted"] = True
+            if plan.changes:
+                res = self.client.update_template(template["id"], settings_body(template, plan.changes))
+                changed = {f: v for f, (_current, v) in plan.changes.items()}
+                template = res if isinstance(res, dict) else dict(template, **changed)
+        result["template"] = _template_view(template)
+        return result
 
-    # --- writes
-    def upload(self, data):
-        res = self._req(
-            "POST", "/api/v2/files", data=data, headers={"Content-Type": "application/x-tar"}, expected=(200, 201)
-        )
-        # codersdk.UploadResponse: the file's id is in the JSON field "hash"
-        return res.get("hash") or res.get("id")
-
-    def create_version(self, file_id, name, message, variables, template_id=None, tags=None):
+    def _import_version(self, plan, message, import_timeout, tags):
+        """Upload the tar, create a version carrying the content hash, wait for its import; a failed import raises
+        :class:`TemplateError` with the provisioner's log."""
+        result, template = plan.result, plan.template
+        file_id = self.client.upload_file(plan.tar_bytes)
+        result["uploaded"] = True
+        msg = MESSAGE_MARK + plan.chash
+        if message:
+            msg = message.rstrip() + "\n\n" + msg
         body = {
-            "name": name,
-            "message": message,
+            "name": version_name(plan.chash),
+            "message": msg,
             "storage_method": "file",
             "file_id": file_id,
             "provisioner": "terraform",
             "tags": dict(tags or {}),
-            "user_variable_values": variable_values(variables),
+            "user_variable_values": variable_values(plan.variables),
         }
-        if template_id:
-            body["template_id"] = template_id
-        return self._req("POST", f"/api/v2/organizations/{self.org}/templateversions", json=body, expected=(200, 201))
+        if template:
+            body["template_id"] = template["id"]
+        version = self.client.create_template_version(self.org, body)
+        self.note(f"uploaded {len(plan.tar_bytes)} bytes, created version {version.get('name')}")
+        t0 = self._clock()
+        version = self.wait_import(version, timeout=import_timeout)
+        result["import_seconds"] = round(self._clock() - t0, 2)
+        result["version"] = _version_view(version)
+        if (version.get("job") or {}).get("status") != "succeeded":
+            raise self._import_failure(plan.name, version, template, result)
+        return version
 
     def wait_import(self, version, timeout=900, first_delay=0.5, max_delay=5.0):
         """Poll the version's import job until it ends; returns the final version object."""
@@ -330,147 +449,11 @@ class TemplateSync:
                 )
             self._sleep(delay)
             delay = min(delay * 1.5, max_delay)
-            version = self.get_version(vid)
-
-    def create_template(self, name, version_id, settings):
-        body = {"name": name, "template_version_id": version_id}
-        body.update(settings)
-        return self._req("POST", f"/api/v2/organizations/{self.org}/templates", json=body, expected=(200, 201))
-
-    def promote(self, template_id, version_id):
-        self._req("PATCH", f"/api/v2/templates/{template_id}/versions", json={"id": version_id}, expected=(200,))
-
-    def update_settings(self, template, changes):
-        body = {}
-        for f in PATCH_FIELDS:
-            if f in template:
-                body[f] = template[f]
-        if "deprecation_message" in body and body["deprecation_message"] is None:
-            body["deprecation_message"] = ""
-        for field, (_current, value) in changes.items():
-            body[field] = value
-        res = self._req("PATCH", f"/api/v2/templates/{template['id']}", json=body, expected=(200, 304))
-        return res if isinstance(res, dict) else dict(template, **{f: v for f, (_current, v) in changes.items()})
-
-    def delete_template(self, template_id):
-        self._req("DELETE", f"/api/v2/templates/{template_id}", expected=(200, 204))
-
-    # --- the whole job
-    def sync(
-        self,
-        name,
-        directory,
-        variables=None,
-        settings=None,
-        activate=True,
-        message="",
-        check_mode=False,
-        want_diff=False,
-        import_timeout=900,
-        tags=None,
-    ):
-        """Make template ``name`` carry the content of ``directory`` with ``variables`` and ``settings``.
-
-        Returns a result dict (``changed``, ``uploaded``, ``template``, ``version``, ``files_changed``,
-        ``variables_changed``, ``settings_changed``, ``diff`` when ``want_diff``, ``progress``).
-        """
-        settings = settings or {}
-        variables = variables or {}
-        tar_bytes, manifest = build_tar(directory)
-        chash = content_hash(tar_bytes, variables)
-        result = {
-            "changed": False,
-            "uploaded": False,
-            "content_hash": chash,
-            "files": sorted(manifest),
-            "files_changed": {},
-            "variables_changed": [],
-            "settings_changed": [],
-            "promoted": False,
-            "created": False,
-        }
-        template = self.get_template(name)
-        active = self.get_version(template["active_version_id"]) if template else None
-        active_hash = hash_from_message(active.get("message")) if active else None
-        content_changed = active_hash != chash
-        changes = settings_changes(template, settings) if template else {}
-        if template and content_changed and not activate and self._has_version(template["id"], chash):
-            content_changed = False  # imported before and deliberately not promoted (activate=false)
-        result["settings_changed"] = sorted(changes)
-        result["template"] = _template_view(template)
-        result["version"] = _version_view(active)
-
-        if template and not content_changed and not changes:
-            return result  # the unchanged path: two GETs, nothing else
-
-        before_vars = {}
-        before_files = {}
-        if template and content_changed:
-            # what the active version holds, to say which files and variables changed (changed path only)
-            before_files = self._active_manifest(active)
-            before_vars = self._active_variables(active)
-        after_vars = {v["name"]: v["value"] for v in variable_values(variables)}
-        # a variable not given keeps (or falls back to) its default: compare like with like
-        for vname, (_value, default) in before_vars.items():
-            after_vars.setdefault(vname, default)
-        before_vars = {vname: value for vname, (value, _default) in before_vars.items()}
-        if content_changed:
-            result["files_changed"] = files_diff(before_files, manifest) if template else files_diff({}, manifest)
-            result["variables_changed"] = sorted(
-                k for k in set(before_vars) | set(after_vars) if before_vars.get(k) != after_vars.get(k)
-            )
-        if want_diff:
-            result["diff"] = {
-                "before_header": f"template {name}" + (" (active version)" if template else " (absent)"),
-                "after_header": f"template {name} (wanted)",
-                "before": _diff_doc(before_files, before_vars, {f: c for f, (c, _wanted) in changes.items()}, template),
-                "after": _diff_doc(manifest, after_vars, {f: w for f, (_current, w) in changes.items()}, True),
-            }
-        result["changed"] = True
-        if check_mode:
-            return result
-
-        new_version = None
-        if content_changed:
-            file_id = self.upload(tar_bytes)
-            result["uploaded"] = True
-            msg = MESSAGE_MARK + chash
-            if message:
-                msg = message.rstrip() + "\n\n" + msg
-            new_version = self.create_version(
-                file_id,
-                version_name(chash),
-                msg,
-                variables,
-                template_id=template["id"] if template else None,
-                tags=tags,
-            )
-            self.note(f"uploaded {len(tar_bytes)} bytes, created version {new_version.get('name')}")
-            t0 = self._clock()
-            new_version = self.wait_import(new_version, timeout=import_timeout)
-            result["import_seconds"] = round(self._clock() - t0, 2)
-            result["version"] = _version_view(new_version)
-            job = new_version.get("job") or {}
-            if job.get("status") != "succeeded":
-                raise self._import_failure(name, new_version, template, result)
-
-        if not template:
-            template = self.create_template(name, new_version["id"], settings)
-            result["created"] = True
-            result["promoted"] = True
-        else:
-            if new_version is not None and activate:
-                self.promote(template["id"], new_version["id"])
-                template = dict(template, active_version_id=new_version["id"])
-                result["promoted"] = True
-            if changes:
-                template = self.update_settings(template, changes)
-        result["template"] = _template_view(template)
-        return result
+            version = self.client.get_template_version(vid)
 
     def _has_version(self, template_id, chash):
         """Whether a succeeded version of the template carries this content hash (one extra GET)."""
-        for v in self._req("GET", f"/api/v2/templates/{template_id}/versions") or []:
+        for v in self.client.template_versions(template_id):
             if hash_from_message(v.get("message")) == chash and (v.get("job") or {}).get("status") == "succeeded":
                 return True
         return False
@@ -480,7 +463,7 @@ class TemplateSync:
         if not file_id:
             return {}
         try:
-            return tar_manifest(self.download(file_id))
+            return tar_manifest(self.client.download_file(file_id))
         except (CoderError, tarfile.TarError):
             return {}
 
@@ -490,7 +473,7 @@ class TemplateSync:
         try:
             return {
                 v["name"]: (v.get("value", ""), v.get("default_value", ""))
-                for v in self.version_variables(active["id"])
+                for v in self.client.template_version_variables(active["id"])
             }
         except CoderError:
             return {}
@@ -498,7 +481,7 @@ class TemplateSync:
     def _import_failure(self, name, version, template, result):
         job = version.get("job") or {}
         try:
-            lines = log_tail(self.version_logs(version["id"]))
+            lines = log_tail(self.client.template_version_logs(version["id"]))
         except CoderError as e:
             lines = [f"(could not read the job's logs: {e})"]
         what = "left the active version untouched" if template else "created no template"
@@ -506,7 +489,9 @@ class TemplateSync:
         if job.get("error_code") == "REQUIRED_TEMPLATE_VARIABLES":
             try:
                 missing = [
-                    v["name"] for v in self.version_variables(version["id"]) if v.get("required") and not v.get("value")
+                    v["name"]
+                    for v in self.client.template_version_variables(version["id"])
+                    if v.get("required") and not v.get("value")
                 ]
             except CoderError:
                 missing = []

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: coderstack contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Coder workspaces through a CoderClient (``request()`` only): read, plan, build, wait.
+"""Coder workspaces through a CoderClient (its workspace methods): read, plan, build, wait.
 
 A workspace is reconciled in two steps:
 
@@ -145,6 +145,27 @@ def workspace_view(workspace):
     }
 
 
+def workspace_diff(ws, state, params, changes):
+    """The --diff of a workspace: its state and, when parameters are managed, their values before and after."""
+    before = {"state": current_state(ws)}
+    after = {"state": state}
+    if params:
+        before["parameters"] = {k: v[0] for k, v in changes.items()}
+        after["parameters"] = {p["name"]: p["value"] for p in parameter_values(params)}
+    return {"before": before, "after": after}
+
+
+class WorkspacePlan:
+    """The build that reconciles a workspace: ``action`` (None, create, create-stopped, start, stop, delete), the
+    template ``version`` to build with (None = the workspace's own), the parameter ``changes``, and ``ws``."""
+
+    def __init__(self, ws, action, version, changes):
+        self.ws = ws
+        self.action = action
+        self.version = version
+        self.changes = changes
+
+
 # ------------------------------------------------------------------------------------------------ API work
 class Workspaces:
     """Read, build and wait for one owner's workspaces."""
@@ -167,46 +188,79 @@ class Workspaces:
         if self._log:
             self._log(text)
 
-    # --- reads
+    # --- reads and writes (the CoderClient's workspace methods)
     def get(self, owner, name):
-        try:
-            return self.client.request("GET", f"/api/v2/users/{owner}/workspace/{name}")
-        except CoderError as e:
-            if e.status == 404:
-                return None
-            raise
+        return self.client.get_workspace(owner, name)
 
     def template(self, name):
-        try:
-            return self.client.request("GET", f"/api/v2/organizations/{self.org}/templates/{name}")
-        except CoderError as e:
-            if e.status == 404:
-                raise WorkspaceError(
-                    f"template {name} does not exist in organization {self.org}: push it first "
-                    "(playbooks/templates.yml, the coder_template module)"
-                ) from None
-            raise
+        template = self.client.get_template(self.org, name)
+        if template is None:
+            raise WorkspaceError(
+                f"template {name} does not exist in organization {self.org}: push it first "
+                "(playbooks/templates.yml, the coder_template module)"
+            )
+        return template
 
     def build_parameters(self, build_id):
-        return self.client.request("GET", f"/api/v2/workspacebuilds/{build_id}/parameters") or []
+        return self.client.workspace_build_parameters(build_id)
 
-    def build_logs(self, build_id):
-        return self.client.request("GET", f"/api/v2/workspacebuilds/{build_id}/logs") or []
-
-    # --- writes
     def create(self, owner, name, template_id, params, ttl_ms=None):
-        body = {"name": name, "template_id": template_id, "rich_parameter_values": parameter_values(params)}
-        if ttl_ms is not None:
-            body["ttl_ms"] = ttl_ms
-        return self.client.request("POST", f"/api/v2/users/{owner}/workspaces", json=body, expected=(200, 201))
+        return self.client.create_workspace(owner, name, template_id, parameter_values(params), ttl_ms)
 
     def build(self, workspace_id, transition, params=None, template_version_id=None):
-        body = {"transition": transition}
-        if params:
-            body["rich_parameter_values"] = parameter_values(params)
-        if template_version_id:
-            body["template_version_id"] = template_version_id
-        return self.client.request("POST", f"/api/v2/workspaces/{workspace_id}/builds", json=body, expected=(200, 201))
+        values = parameter_values(params) if params else None
+        return self.client.create_workspace_build(workspace_id, transition, values, template_version_id)
+
+    # --- plan and apply (coder_workspace)
+    def plan(self, p):
+        """Read the workspace (waiting for a build another client started) and decide the build: a
+        :class:`WorkspacePlan`. ``p``: coder_workspace's options."""
+        owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
+        ws = self.get(owner, name)
+        if current_state(ws) == "busy":  # a build another client started: let it end before deciding
+            ws = self.wait_build(owner, name, what, p["wait_timeout"]) if p["wait"] else ws
+        changes = {}
+        if ws and p["parameters"] and p["state"] == "started" and current_state(ws) == "started":
+            changes = parameter_changes(self.build_parameters(ws["latest_build"]["id"]), p["parameters"])
+        action = plan(ws, p["state"], changes)
+        version = None
+        if action is None and p["update"] and p["state"] == "started" and ws and ws.get("outdated"):
+            action, version = "start", ws.get("template_active_version_id")
+        elif action == "start" and current_state(ws) == "failed":
+            version = ws.get("template_active_version_id")  # a failed workspace retries with the fixed template
+        if action in ("create", "create-stopped") and not p["template"]:
+            raise WorkspaceError(f"{what} does not exist: set template to create it")
+        return WorkspacePlan(ws, action, version, changes)
+
+    def apply(self, p, wplan):
+        """Run the plan's build and wait as asked (for a started workspace, also for its agents and apps);
+        returns the workspace after it."""
+        owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
+        ws = wplan.ws
+        if wplan.action:
+            ws = self._run(p, ws, wplan.action, wplan.version)
+        if p["state"] == "started" and p["wait"] and ws:
+            ws = self.wait_ready(owner, name, what, p["wait_timeout"], apps=p["wait_for_apps"], workspace=ws)
+        return ws
+
+    def _run(self, p, ws, action, template_version_id=None):
+        """Run ``action`` and wait for its build as asked; returns the workspace after it."""
+        owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
+        if action in ("create", "create-stopped"):
+            template = self.template(p["template"])
+            ws = self.create(owner, name, template["id"], p["parameters"], p["ttl_ms"])
+            self.note(f"{what}: created from template {p['template']}")
+        else:
+            transition = action  # start, stop or delete: the build transition of the same name
+            self.build(ws["id"], transition, p["parameters"] if action == "start" else None, template_version_id)
+            self.note(f"{what}: {transition} build queued")
+        if not p["wait"]:
+            return self.get(owner, name)
+        ws = self.wait_build(owner, name, what, p["wait_timeout"])
+        if action == "create-stopped":
+            self.build(ws["id"], "stop")
+            ws = self.wait_build(owner, name, what, p["wait_timeout"])
+        return ws
 
     # --- waits
     def wait_build(self, owner, name, what, timeout):
@@ -242,7 +296,7 @@ class Workspaces:
 
     def _build_failure(self, what, ws, build, job):
         try:
-            lines = log_tail(self.build_logs(build["id"]))
+            lines = log_tail(self.client.workspace_build_logs(build["id"]))
         except CoderError:
             lines = []
         errors = terraform_errors(lines)

@@ -21,7 +21,10 @@ description:
     logs the session out again (also when a later step fails). Nothing secret is returned or shown in a failure.
 options:
   coder_token:
-    description: Not needed by this module (the first-user endpoints are unauthenticated); accepted for symmetry.
+    description:
+      - Not needed by this module (the first-user endpoints are unauthenticated). It and the other token options
+        (O(token_secret), O(token_namespace), O(token_key), O(kubeconfig), O(context)) are accepted and ignored,
+        so C(module_defaults) for the action group C(coderstack.platform.coder) apply to it too.
     type: str
     aliases: [token]
   username:
@@ -93,20 +96,20 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
     run_main,
     secret_free,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import StepError, ensure_first_user
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=connection_spec(
+        argument_spec=coder_argument_spec(
             username={"type": "str", "required": True},
             email={"type": "str", "required": True},
             password={"type": "str", "required": True, "no_log": True},
@@ -116,65 +119,11 @@ def main():
         supports_check_mode=True,
     )
     secret_free(module)  # its failures and warnings never carry a secret
-    p = module.params
-    client = client_from_module(module, token="")
-    result = {"changed": False, "created": False, "existed": False, "login_verified": False}
-    what = "first user %s of %s" % (p["username"], p["coder_url"])
+    client = coder_client(module, token="")  # the first-user endpoints need no token: the token options are ignored
     try:
-        # Nothing is posted before coder_url proves to be Coder: a wrong URL must not receive the password.
-        result["version"] = client.coder_buildinfo()["version"]
-        exists = client.has_first_user()
-    except CoderError as e:
-        fail(module, "checking the " + what, e, api_calls=api_calls(client))
-    result["existed"] = exists
-    if not exists:
-        result["changed"] = True
-        result["created"] = True
-        result["diff"] = {
-            "before": {},
-            "after": {"username": p["username"], "email": p["email"], "name": p["name"], "roles": ["owner"]},
-            "before_header": "first user",
-            "after_header": "first user",
-        }
-        if module.check_mode:
-            module.exit_json(api_calls=api_calls(client), **result)
-        try:
-            res = client.create_first_user(p["username"], p["email"], p["password"], p["name"])
-        except CoderError as e:
-            fail(module, "creating the " + what, e, "fix the value Coder names above (e.g. a stronger password)")
-        result["user"] = {"id": res.get("user_id"), "username": p["username"], "email": p["email"]}
-    if p["verify_login"] and not module.check_mode:
-        try:
-            session = client.login(p["email"], p["password"])
-        except CoderError as e:
-            if e.status == 401:
-                fail(
-                    module,
-                    "logging in as %s (%s)" % (p["email"], what),
-                    e,
-                    "the deployment already has a first user and this email/password does not log in: use the "
-                    "password stored in Secret coder-admin (or reset it with `coder reset-password`)",
-                )
-            fail(module, "logging in as %s" % p["email"], e)
-        module.add_secret(session)
-        me, err = None, None
-        try:
-            me = client.me(token=session)
-        except CoderError as e:
-            err = e
-        try:  # the session ends before anything else happens, on success and on failure
-            client.logout(session)
-        except CoderError as e:
-            module.warn("ending the login session of %s failed: %s; it expires on its own" % (p["email"], e))
-        if err is not None:
-            fail(module, "reading the logged-in user " + p["email"], err)
-        result["user"] = {"id": me.get("id"), "username": me.get("username"), "email": me.get("email")}
-        if me.get("username") != p["username"]:
-            module.warn(
-                "the login %s belongs to user %s, not %s as configured"
-                % (p["email"], me.get("username"), p["username"])
-            )
-        result["login_verified"] = True
+        result = ensure_first_user(client, module.params, module.check_mode, module.warn, module.add_secret)
+    except StepError as e:
+        fail(module, e.what, e.err, e.hint, api_calls=api_calls(client))
     module.exit_json(api_calls=api_calls(client), **result)
 
 

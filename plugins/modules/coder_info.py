@@ -15,7 +15,10 @@ description:
   - Read-only; always C(changed=false). Build info needs no token; users and templates do.
 options:
   coder_token:
-    description: A token (any user's; owners see all users and templates). Needed for C(users) and C(templates).
+    description:
+      - A token (any user's; owners see all users and templates). Needed for C(users) and C(templates).
+      - When not given, the token is read from the Secret O(token_secret); without either, only C(buildinfo) can
+        be gathered.
     type: str
     aliases: [token]
   gather:
@@ -67,22 +70,22 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
     run_main,
     secret_free,
-    user_view,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import user_view
 
 TEMPLATE_FIELDS = ("id", "name", "display_name", "organization_name", "active_version_id", "deprecated", "created_at")
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=connection_spec(
+        argument_spec=coder_argument_spec(
             gather={
                 "type": "list",
                 "elements": "str",
@@ -94,10 +97,9 @@ def main():
     )
     secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    client = client_from_module(module)
+    needs_token = "users" in p["gather"] or "templates" in p["gather"]
+    client = coder_client(module, need_token=needs_token, what="reading users/templates of %s" % p["coder_url"])
     result = {"changed": False}
-    if ("users" in p["gather"] or "templates" in p["gather"]) and not p["coder_token"]:
-        module.fail_json(msg="coder_token is required to read users/templates of %s" % p["coder_url"])
     step = "reading build info"
     try:
         if "buildinfo" in p["gather"]:

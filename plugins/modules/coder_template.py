@@ -27,9 +27,10 @@ description:
     and settings before and after.
 options:
   coder_token:
-    description: API token of a user allowed to manage templates (owner or template-admin).
+    description:
+      - API token of a user allowed to manage templates (owner or template-admin).
+      - When not given, the token is read from the Secret O(token_secret).
     type: str
-    required: true
     aliases: [token]
   name:
     description: Template name (unique in the organization; lower case, digits and dashes).
@@ -122,7 +123,8 @@ EXAMPLES = r"""
 - name: Template old-template is gone
   coderstack.platform.coder_template:
     coder_url: https://coder.example.com
-    coder_token: "{{ coder_admin_token }}"
+    token_secret: coder-admin-token
+    token_namespace: coder
     name: old-template
     state: absent
 """
@@ -201,10 +203,10 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
     run_main,
     secret_free,
@@ -217,7 +219,7 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_template
 
 
 def main():
-    argument_spec = connection_spec(
+    argument_spec = coder_argument_spec(
         name={"type": "str", "required": True},
         organization={"type": "str", "default": "default"},
         directory={"type": "path"},
@@ -236,7 +238,6 @@ def main():
         import_timeout={"type": "int", "default": 900},
         state={"type": "str", "default": "present", "choices": ["present", "absent"]},
     )
-    argument_spec["coder_token"] = dict(argument_spec["coder_token"], required=True)
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
@@ -244,15 +245,13 @@ def main():
     )
     secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    client = client_from_module(module)
-    sync = TemplateSync(client, organization=p["organization"], log=module.log)
     name = p["name"]
+    client = coder_client(module, what=f"template {name}")
+    sync = TemplateSync(client, organization=p["organization"], log=module.log)
 
     if p["state"] == "absent":
         try:
-            template = sync.get_template(name)
-            if template and not module.check_mode:
-                sync.delete_template(template["id"])
+            template = sync.remove(name, module.check_mode)
         except CoderError as e:
             fail(
                 module,

@@ -12,7 +12,8 @@ DOCUMENTATION = r"""
 module: coder_token
 short_description: A Coder API token for automation, kept in a Kubernetes Secret and reused while it works
 description:
-  - Reads the token stored in key O(secret_key) of Secret O(secret_name) in O(secret_namespace). When it still
+  - Reads the token stored in key O(token_key) of Secret O(token_secret) in O(token_namespace) (the same options
+    the other Coder modules read their token from, so one C(module_defaults) serves all). When it still
     authenticates (C(GET /api/v2/users/me)) as the wanted user and does not expire soon (its C(expires_at) from
     C(GET /api/v2/users/{user}/keys/{id})), nothing changes (C(changed=false), the Secret is not written).
   - Otherwise (Secret or key missing, token rejected with HTTP 401 because it expired or was revoked, it expires
@@ -27,6 +28,9 @@ description:
   - A login session is always ended (C(POST /api/v2/users/logout)), on success and on failure.
   - The token is never returned unless O(return_token=true); then protect the task with C(no_log). Failure
     messages never contain the password, a token or credentials in URLs.
+  - The Secret O(token_secret) is what this module manages, so it is never read as the credential to authenticate
+    with (only its stored token may mint its own successor while it still works).
+  - The Secret is read and written through the C(kubernetes.core) client (O(kubeconfig), O(context)).
 options:
   coder_token:
     description:
@@ -34,6 +38,21 @@ options:
       - Not needed when O(login_email)/O(login_password) are given.
     type: str
     aliases: [token]
+  token_secret:
+    description: Kubernetes Secret that keeps the token (created when missing).
+    type: str
+    required: true
+    aliases: [secret_name]
+  token_namespace:
+    description: Namespace of the Secret.
+    type: str
+    required: true
+    aliases: [secret_namespace]
+  token_key:
+    description: Key of the token in the Secret.
+    type: str
+    default: token
+    aliases: [secret_key]
   username:
     description:
       - Owner of the token. Defaults to the user that authenticates (C(me)).
@@ -58,24 +77,6 @@ options:
       - On servers without that endpoint, C(0) asks for the server's default token lifetime.
     type: int
     default: 0
-  secret_name:
-    description: Kubernetes Secret that keeps the token.
-    type: str
-    required: true
-  secret_namespace:
-    description: Namespace of the Secret.
-    type: str
-    required: true
-  secret_key:
-    description: Key of the token in the Secret.
-    type: str
-    default: token
-  kubeconfig:
-    description: Kubeconfig file for the Kubernetes API (default is the in-cluster config or C(~/.kube/config)).
-    type: path
-  context:
-    description: Kubeconfig context.
-    type: str
   force:
     description: Create a new token even when the stored one works (rotation).
     type: bool
@@ -84,8 +85,6 @@ options:
     description: Return the token in RV(token). Use only with C(no_log) on the task.
     type: bool
     default: false
-requirements:
-  - kubernetes (Python)
 extends_documentation_fragment:
   - coderstack.platform.coder
 author:
@@ -99,8 +98,8 @@ EXAMPLES = r"""
     login_email: admin@example.com
     login_password: "{{ coder_admin_password }}"
     token_name: coderstack
-    secret_name: coder-admin-token
-    secret_namespace: coder
+    token_secret: coder-admin-token
+    token_namespace: coder
     kubeconfig: "{{ coderstack_kubeconfig }}"
     context: "{{ coderstack_context }}"
   no_log: true
@@ -158,31 +157,30 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
-    SecretStore,
-    TokenError,
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
-    keep_token,
+    coder_argument_spec,
+    coder_client,
     run_main,
     secret_free,
+    unset,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_tokens import TokenError, keep_token
+from ansible_collections.coderstack.platform.plugins.module_utils.kube import Secrets
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=connection_spec(
+        argument_spec=coder_argument_spec(
             username={"type": "str"},
             login_email={"type": "str"},
             login_password={"type": "str", "no_log": True},
             token_name={"type": "str", "default": "coderstack", "no_log": False},
             lifetime_days={"type": "int", "default": 0},
-            secret_name={"type": "str", "required": True},
-            secret_namespace={"type": "str", "required": True, "no_log": False},  # a namespace name
-            secret_key={"type": "str", "default": "token", "no_log": False},
-            kubeconfig={"type": "path"},
-            context={"type": "str"},
+            # the Secret this module manages (never read as the credential to authenticate with)
+            token_secret={"type": "str", "required": True, "no_log": False, "aliases": ["secret_name"]},
+            token_namespace={"type": "str", "required": True, "no_log": False, "aliases": ["secret_namespace"]},
+            token_key={"type": "str", "default": "token", "no_log": False, "aliases": ["secret_key"]},
             force={"type": "bool", "default": False},
             return_token={"type": "bool", "default": False},
         ),
@@ -191,15 +189,9 @@ def main():
     )
     secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    client = client_from_module(module)
-    try:
-        store = SecretStore(p["kubeconfig"], p["context"])
-    except Exception as e:  # noqa: BLE001 - a missing package or a bad kubeconfig/context
-        module.fail_json(
-            msg=f"connecting to Kubernetes for Secret {p['secret_namespace']}/{p['secret_name']} failed: {e}; "
-            "check kubeconfig/context",
-            api_calls=api_calls(client),
-        )
+    # authenticates with coder_token or login_email/login_password, never with the token in its own Secret
+    client = coder_client(module, token=unset(p["coder_token"]) or "")
+    store = Secrets(p["kubeconfig"], p["context"])
     try:
         result = keep_token(client, store, p, module.check_mode, warn=module.warn, add_secret=module.add_secret)
     except TokenError as e:

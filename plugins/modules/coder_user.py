@@ -22,9 +22,10 @@ description:
   - To reconcile many users with one list call, use M(coderstack.platform.coder_users).
 options:
   coder_token:
-    description: Token of an owner or user-admin (e.g. from Secret C(coder-admin-token)).
+    description:
+      - Token of an owner or user-admin.
+      - When not given, the token is read from the Secret O(token_secret) (e.g. C(coder-admin-token)).
     type: str
-    required: true
     aliases: [token]
   username:
     description: Username (the key of the user).
@@ -76,7 +77,8 @@ EXAMPLES = r"""
 - name: Bob is gone
   coderstack.platform.coder_user:
     coder_url: "{{ coder_url }}"
-    coder_token: "{{ coder_admin_token }}"
+    token_secret: coder-admin-token
+    token_namespace: coder
     username: bob
     state: absent
 """
@@ -101,28 +103,28 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
-    USER_OPTIONS,
-    UserError,
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
-    reconcile_user,
     run_main,
     secret_free,
+)
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import (
+    USER_OPTIONS,
+    UserError,
+    reconcile_user,
 )
 
 
 def main():
-    spec = connection_spec(**USER_OPTIONS)
-    spec["coder_token"] = dict(spec["coder_token"], required=True)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=coder_argument_spec(**USER_OPTIONS), supports_check_mode=True)
     secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    client = client_from_module(module)
-    want = {k: p[k] for k in USER_OPTIONS}
     what = "Coder user %s" % p["username"]
+    client = coder_client(module, what="reconciling " + what)
+    want = {k: p[k] for k in USER_OPTIONS}
     try:
         existing = client.get_user(p["username"])
         changed, before, after, actions = reconcile_user(client, want, existing, module.check_mode)

@@ -19,9 +19,10 @@ description:
   - Stops at the first user that cannot be reconciled and names it.
 options:
   coder_token:
-    description: Token of an owner or user-admin (e.g. from Secret C(coder-admin-token)).
+    description:
+      - Token of an owner or user-admin.
+      - When not given, the token is read from the Secret O(token_secret) (e.g. C(coder-admin-token)).
     type: str
-    required: true
     aliases: [token]
   users:
     description: The users; see M(coderstack.platform.coder_user) for each field.
@@ -75,7 +76,9 @@ EXAMPLES = r"""
 - name: Coder users match the inventory
   coderstack.platform.coder_users:
     coder_url: "{{ coder_url }}"
-    coder_token: "{{ coder_admin_token }}"
+    token_secret: coder-admin-token
+    token_namespace: coder
+    kubeconfig: "{{ coderstack_kubeconfig }}"
     users:
       - {username: alice, email: alice@example.com, roles: [template-admin], password: "{{ alice_pw }}"}
       - {username: bob, state: absent}
@@ -103,34 +106,34 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
-    USER_OPTIONS,
-    UserError,
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
-    reconcile_user,
     run_main,
     secret_free,
+)
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import (
+    USER_OPTIONS,
+    UserError,
+    duplicate_usernames,
+    reconcile_user,
 )
 
 
 def main():
-    spec = connection_spec(
+    spec = coder_argument_spec(
         users={"type": "list", "elements": "dict", "required": True, "options": USER_OPTIONS},
         passwords={"type": "dict", "default": {}, "no_log": True},
     )
-    spec["coder_token"] = dict(spec["coder_token"], required=True)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     secret_free(module)  # its failures and warnings never carry a secret
-    client = client_from_module(module)
     wanted = module.params["users"]
-    seen = set()
-    for u in wanted:
-        if u["username"] in seen:
-            module.fail_json(msg="user %s is listed twice in users: keep one entry" % u["username"])
-        seen.add(u["username"])
+    duplicate = duplicate_usernames(wanted)
+    if duplicate:
+        module.fail_json(msg=duplicate)
+    client = coder_client(module, what="reconciling Coder users")
     try:
         existing = {u["username"]: u for u in client.list_users()}
     except CoderError as e:

@@ -23,9 +23,10 @@ description:
   - Check mode reports the build that would run; with C(--diff) the state and parameters before and after.
 options:
   coder_token:
-    description: API token of the owner, or of an owner/user-admin allowed to manage other users' workspaces.
+    description:
+      - API token of the owner, or of an owner/user-admin allowed to manage other users' workspaces.
+      - When not given, the token is read from the Secret O(token_secret).
     type: str
-    required: true
     aliases: [token]
   owner:
     description: Username of the workspace's owner (C(me) = the token's user).
@@ -91,7 +92,8 @@ EXAMPLES = r"""
 - name: Alice's workspace is stopped (its volumes are kept)
   coderstack.platform.coder_workspace:
     coder_url: https://coder.example.com
-    coder_token: "{{ admin_token }}"
+    token_secret: coder-admin-token
+    token_namespace: coder
     owner: alice
     name: dev
     state: stopped
@@ -143,10 +145,10 @@ api_calls:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
-    client_from_module,
-    connection_spec,
+    coder_argument_spec,
+    coder_client,
     fail,
     run_main,
     secret_free,
@@ -154,45 +156,13 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_common i
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_workspaces import (
     WorkspaceError,
     Workspaces,
-    current_state,
-    parameter_changes,
-    parameter_values,
-    plan,
+    workspace_diff,
     workspace_view,
 )
 
 
-def _diff(ws, state, params, changes):
-    before = {"state": current_state(ws)}
-    after = {"state": "absent" if state == "absent" else state}
-    if params:
-        before["parameters"] = {k: v[0] for k, v in changes.items()}
-        after["parameters"] = {p["name"]: p["value"] for p in parameter_values(params)}
-    return {"before": before, "after": after}
-
-
-def _run(svc, p, ws, action, template_version_id=None):
-    """Run ``action`` and wait as asked; returns the workspace after it."""
-    owner, name, what = p["owner"], p["name"], f"workspace {p['owner']}/{p['name']}"
-    if action in ("create", "create-stopped"):
-        template = svc.template(p["template"])
-        ws = svc.create(owner, name, template["id"], p["parameters"], p["ttl_ms"])
-        svc.note(f"{what}: created from template {p['template']}")
-    else:
-        transition = action  # start, stop or delete: the build transition of the same name
-        svc.build(ws["id"], transition, p["parameters"] if action == "start" else None, template_version_id)
-        svc.note(f"{what}: {transition} build queued")
-    if not p["wait"]:
-        return svc.get(owner, name)
-    ws = svc.wait_build(owner, name, what, p["wait_timeout"])
-    if action == "create-stopped":
-        svc.build(ws["id"], "stop")
-        ws = svc.wait_build(owner, name, what, p["wait_timeout"])
-    return ws
-
-
 def main():
-    argument_spec = connection_spec(
+    argument_spec = coder_argument_spec(
         owner={"type": "str", "default": "me"},
         name={"type": "str", "required": True},
         template={"type": "str"},
@@ -205,36 +175,22 @@ def main():
         wait_for_apps={"type": "bool", "default": True},
         wait_timeout={"type": "int", "default": 900},
     )
-    argument_spec["coder_token"] = dict(argument_spec["coder_token"], required=True)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     secret_free(module)  # its failures and warnings never carry a secret
     p = module.params
-    client = client_from_module(module)
-    svc = Workspaces(client, organization=p["organization"], log=module.log)
     what = f"workspace {p['owner']}/{p['name']}"
+    client = coder_client(module, what=what)
+    svc = Workspaces(client, organization=p["organization"], log=module.log)
     result = {"changed": False, "build": "none"}
+    ws = None
     try:
-        ws = svc.get(p["owner"], p["name"])
-        if current_state(ws) == "busy":  # a build another client started: let it end before deciding
-            ws = svc.wait_build(p["owner"], p["name"], what, p["wait_timeout"]) if p["wait"] else ws
-        changes = {}
-        if ws and p["parameters"] and p["state"] == "started" and current_state(ws) == "started":
-            changes = parameter_changes(svc.build_parameters(ws["latest_build"]["id"]), p["parameters"])
-        action = plan(ws, p["state"], changes)
-        version = None
-        if action is None and p["update"] and p["state"] == "started" and ws and ws.get("outdated"):
-            action, version = "start", ws.get("template_active_version_id")
-        elif action == "start" and current_state(ws) == "failed":
-            version = ws.get("template_active_version_id")  # a failed workspace retries with the fixed template
-        if action in ("create", "create-stopped") and not p["template"]:
-            module.fail_json(msg=f"{what} does not exist: set template to create it", api_calls=api_calls(client))
-        result.update(changed=action is not None, build=action or "none")
+        wplan = svc.plan(p)
+        ws = wplan.ws
+        result.update(changed=wplan.action is not None, build=wplan.action or "none")
         if module._diff:
-            result["diff"] = _diff(ws, p["state"], p["parameters"], changes)
-        if action and not module.check_mode:
-            ws = _run(svc, p, ws, action, version)
-        if p["state"] == "started" and p["wait"] and not module.check_mode and ws:
-            ws = svc.wait_ready(p["owner"], p["name"], what, p["wait_timeout"], apps=p["wait_for_apps"], workspace=ws)
+            result["diff"] = workspace_diff(ws, p["state"], p["parameters"], wplan.changes)
+        if not module.check_mode:
+            ws = svc.apply(p, wplan)
     except WorkspaceError as e:
         module.fail_json(
             msg=str(e), progress=svc.progress, timings=svc.timings, api_calls=api_calls(client), **e.result

@@ -33,7 +33,9 @@ options:
     description: Namespace of the object; omit for cluster-scoped kinds.
     type: str
   kubeconfig:
-    description: Path of the kubeconfig file.
+    description:
+      - Path of the kubeconfig file.
+      - Unset (or empty) uses C(KUBECONFIG), C(~/.kube/config) or the in-cluster config, as C(kubernetes.core) does.
     type: path
   context:
     description: Context in the kubeconfig; the current context when omitted or empty.
@@ -50,6 +52,8 @@ options:
     description: Fail with the report (default) or return it in C(report) and succeed.
     type: bool
     default: true
+requirements:
+  - kubernetes (Python) and the C(kubernetes.core) collection
 author:
   - coderstack maintainers (@coderstack)
 """
@@ -92,6 +96,7 @@ events:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.coderstack.platform.plugins.module_utils.kube import NotFoundError, api_client
 
 WORKLOAD_KINDS = {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job"}
 
@@ -132,8 +137,7 @@ def _container_states(pod: dict) -> list[str]:
 
 
 def build_report(module: AnsibleModule, client) -> dict:
-    from kubernetes.dynamic.exceptions import NotFoundError
-
+    """The report, from kubernetes.core's client (its ``resources`` is the dynamic client's)."""
     p = module.params
     api = client.resources.get(api_version=p["api_version"], kind=p["kind"])
     where = f"{p['namespace']}/{p['name']}" if p["namespace"] else p["name"]
@@ -200,14 +204,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     try:
-        from kubernetes import config, dynamic
-    except ImportError:
-        module.fail_json(msg="the kubernetes Python package is required (pip install kubernetes)")
-    try:
-        api_client = config.new_client_from_config(
-            config_file=module.params["kubeconfig"], context=module.params["context"] or None
-        )
-        result = build_report(module, dynamic.DynamicClient(api_client))
+        client = api_client(module.params["kubeconfig"], module.params["context"])
+        result = build_report(module, client)
     except Exception as exc:  # noqa: BLE001 - the report must never hide the original failure
         result = {
             "report": f"{module.params['reason']}\n(could not describe {module.params['kind']} "

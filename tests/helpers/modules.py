@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 
 from helpers.parts import REPO
@@ -11,8 +12,9 @@ from helpers.parts import REPO
 
 def run_module(module: str, args: dict, check: bool = False, diff: bool = True, timeout: int = 900) -> dict:
     """Run MODULE with ARGS against inventories/testbed; the JSON result of the one task."""
+    ansible = REPO / ".venv/bin/ansible"
     cmd = [
-        str(REPO / ".venv/bin/ansible"),
+        str(ansible) if ansible.exists() else (shutil.which("ansible") or str(ansible)),  # a worktree has no .venv
         "localhost",
         "-i",
         "inventories/testbed",

@@ -54,8 +54,8 @@ def test_coder_token_failures(coder_server, testbed, namespace, module):
         "coder_url": coder_server.url,
         "username": "admin",
         "token_name": "it-failures",
-        "secret_name": "coder-admin-token",
-        "secret_namespace": namespace,
+        "token_secret": "coder-admin-token",
+        "token_namespace": namespace,
         "kubeconfig": str(testbed.kubeconfig),
     }
     res = module(

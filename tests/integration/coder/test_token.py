@@ -24,8 +24,8 @@ def token_args(srv, ns, kube_cfg, **kw):
         "login_password": ADMIN["password"],
         "username": "admin",
         "token_name": "it-automation",
-        "secret_name": "coder-admin-token",
-        "secret_namespace": ns,
+        "token_secret": "coder-admin-token",
+        "token_namespace": ns,
         "kubeconfig": str(kube_cfg),
     }
     a.update(kw)
@@ -186,3 +186,43 @@ def test_token_expiring_soon_is_reminted(coder_server, admin_client, testbed, ku
     _, tok2 = read_secret(kube, namespace)
     assert tok2 != tok and coder_server.client().check_token(tok) is None
     assert coder_server.client().check_token(tok2)["username"] == "admin"
+
+
+def test_other_modules_read_the_token_from_the_secret(coder_server, testbed, kube, namespace, module):
+    """What roles do: coder_token keeps the token in the Secret, every other module of the group takes the same
+    options (module_defaults of group/coderstack.platform.coder) and reads its token there."""
+    group = {
+        "coder_url": coder_server.url,
+        "ca_path": "",
+        "validate_certs": True,
+        "token_secret": "coder-admin-token",
+        "token_namespace": namespace,
+        "kubeconfig": str(testbed.kubeconfig),
+        "context": "",
+    }
+    res = module("coderstack.platform.coder_info", dict(group, gather=["users"]))
+    assert res.get("failed") is True
+    assert res["msg"] == (
+        f"the Coder API token Secret {namespace}/coder-admin-token (key token) does not exist: run "
+        "playbooks/coder_admin.yml first (site.yml does), or pass coder_token"
+    )
+    res = module(
+        "coderstack.platform.coder_token",
+        dict(group, login_email=ADMIN["email"], login_password=ADMIN["password"], token_name="it-group"),
+    )
+    assert res["changed"] is True, res.get("msg")
+    _, tok = read_secret(kube, namespace)
+    res = module("coderstack.platform.coder_info", dict(group, gather=["users"]))
+    assert "admin" in [u["username"] for u in res["users"]], res.get("msg")
+    assert tok not in str(res)
+    res = module(
+        "coderstack.platform.coder_first_user",
+        dict(group, username="admin", email=ADMIN["email"], password=ADMIN["password"], name=ADMIN["name"]),
+    )
+    assert res["changed"] is False and res["existed"] is True, res.get("msg")
+    # a token in the Secret that Coder rejects: the 401 names the Secret
+    coder_server.client(tok).delete_token("admin", tok.split("-")[0])
+    res = module("coderstack.platform.coder_users", dict(group, users=[{"username": "admin"}]))
+    assert res.get("failed") is True and "HTTP 401" in res["msg"]
+    assert f"the token in Secret {namespace}/coder-admin-token (key token) is expired or revoked" in res["msg"]
+    assert tok not in str(res)

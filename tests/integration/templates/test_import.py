@@ -13,15 +13,15 @@ OLLAMA_VARS = {"namespace": "coder"}
 
 
 def versions(client, template_id):
-    return client.request("GET", f"/api/v2/templates/{template_id}/versions") or []
+    return client.template_versions(template_id)
 
 
 def template(client, name):
-    return client.request("GET", f"/api/v2/organizations/default/templates/{name}")
+    return client.get_template("default", name)
 
 
 def params_by_name(client, version_id):
-    return {p["name"]: p for p in client.request("GET", f"/api/v2/templateversions/{version_id}/rich-parameters")}
+    return {p["name"]: p for p in client.template_version_rich_parameters(version_id)}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_both_templates_import_with_succeeded_jobs(coder, imported):
         assert tpl["display_name"] == name.replace("-", " ").title()
         assert tpl["icon"] == "/icon/k8s.png"
         assert tpl["default_ttl_ms"] == 3600 * 1000
-        version = client.request("GET", f"/api/v2/templateversions/{tpl['active_version_id']}")
+        version = client.get_template_version(tpl["active_version_id"])
         assert version["job"]["status"] == "succeeded", version["job"]
         assert res["content_hash"] in version["message"]
 
@@ -75,7 +75,7 @@ def test_dind_parameters_and_variables(coder, imported):
     # the image parameter's default is the template variable the inventory sets from coderstack_workspace_image
     assert params["image"]["default_value"] == DIND_VARS["default_image"]
     assert params["image"]["type"] == "string"
-    variables = {v["name"]: v for v in client.request("GET", f"/api/v2/templateversions/{vid}/variables")}
+    variables = {v["name"]: v for v in client.template_version_variables(vid)}
     assert variables["privileged"]["value"] == "true"
     assert variables["namespace"]["value"] == "coder"
     assert variables["home_disk_size"]["default_value"] == "4"
@@ -93,7 +93,7 @@ def test_ollama_parameters_and_variables(coder, imported):
     assert params["home_disk_size"]["mutable"] is False
     assert params["home_disk_size"]["validation_min"] == 1
     assert params["ollama_model"]["default_value"] == "llama3"
-    variables = {v["name"]: v for v in client.request("GET", f"/api/v2/templateversions/{vid}/variables")}
+    variables = {v["name"]: v for v in client.template_version_variables(vid)}
     assert variables["namespace"]["required"] is True and variables["namespace"]["value"] == "coder"
     assert variables["use_kubeconfig"]["default_value"] == "false"
 
@@ -189,7 +189,7 @@ def test_state_absent_removes_the_template(coder, push, tmp_path):
     assert res["changed"] is True
     gone = push("ollama-gone", None, state="absent")
     assert gone["changed"] is True
-    assert client.request("GET", "/api/v2/organizations/default/templates/ollama-gone", expected=(404,)) is not None
+    assert client.get_template("default", "ollama-gone") is None
     again = push("ollama-gone", None, state="absent")
     assert again["changed"] is False
 

@@ -7,11 +7,10 @@ user's Secret and Coder go through (the real thing runs in tests/integration/cod
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 
 import pytest
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_tokens import (
     TokenError,
     keep_token,
     parse_time,
@@ -115,7 +114,7 @@ class FakeStore:
     def read(self, ns, name):
         if self.token is None:
             return None, {}
-        return SimpleNamespace(metadata=SimpleNamespace(resource_version=str(self.rv))), {"token": self.token}
+        return {"metadata": {"resourceVersion": str(self.rv)}}, {"token": self.token}
 
     def write(self, ns, name, values, existing=None, labels=None):
         if self.fail_write:
@@ -124,14 +123,14 @@ class FakeStore:
         self.token = values["token"]
         self.rv += 1
         self.events.append(("write", self.token.split("-", 1)[0]))
-        return SimpleNamespace(metadata=SimpleNamespace(resource_version=str(self.rv)))
+        return {"metadata": {"resourceVersion": str(self.rv)}}
 
 
 def params(**kw):
     p = {
-        "secret_namespace": "coder",
-        "secret_name": "coder-admin-token",
-        "secret_key": "token",
+        "token_namespace": "coder",
+        "token_secret": "coder-admin-token",
+        "token_key": "token",
         "token_name": "coderstack",
         "username": "admin",
         "login_email": "admin@example.com",

@@ -12,8 +12,11 @@ import re
 
 import pytest
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import (
     UserError,
+    apply_user_plan,
+    duplicate_usernames,
+    plan_user,
     reconcile_user,
     user_view,
 )
@@ -242,3 +245,24 @@ def test_absent():
     changed, before, after, actions = reconcile_user(c, want(state="absent"), ALICE)
     assert changed and before == user_view(ALICE) and after == {} and actions == ["delete"]
     assert c.calls == [("delete_user", "a1")] and held(c, "alice") is None
+
+
+def test_plan_makes_no_call_and_lists_the_actions():
+    c = FakeCoder(ALICE)
+    plan = plan_user(want(roles=["owner"], suspended=True), ALICE)
+    assert plan.actions == ["roles", "suspend"] and plan.changed and c.calls == []
+    assert plan.after == dict(user_view(ALICE), roles=["owner"], suspended=True)
+    assert plan_user(want(state="absent"), ALICE).actions == ["delete"]
+    assert plan_user(want(state="absent"), None).changed is False
+    create = plan_user(want(username="eve", email="eve@example.com", login_type="none", roles=["auditor"]), None)
+    assert create.actions == ["create", "roles"] and create.before == {}
+    assert apply_user_plan(c, create) == held(c, "eve")
+    assert c.calls == [("create_user", "eve"), ("update_roles", "u1")]
+
+
+def test_duplicate_usernames_are_found_ignoring_case_and_both_entries_named():
+    users = [{"username": "dave"}, {"username": "erin"}, {"username": "Dave"}]
+    msg = duplicate_usernames(users)
+    assert msg.startswith("user Dave is listed twice in users: users[0] (dave) and users[2] (Dave)")
+    assert "case-insensitive" in msg
+    assert duplicate_usernames([{"username": "a"}, {"username": "b"}]) is None

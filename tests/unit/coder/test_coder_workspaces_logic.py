@@ -6,7 +6,7 @@ test fails when the code makes a call it should not, or reads a field Coder does
 from __future__ import annotations
 
 import pytest
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient, CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_workspaces import (
     WorkspaceError,
     Workspaces,
@@ -44,8 +44,9 @@ def agent(status="connected", lifecycle="ready", health="healthy"):
     }
 
 
-class ScriptedClient:
-    """request() answers from a per-path queue of answers (dicts, lists, or CoderError to raise)."""
+class ScriptedClient(CoderClient):
+    """A CoderClient whose request() answers from a per-path queue of answers (dicts, lists, or CoderError to
+    raise): the client's own methods build the paths."""
 
     def __init__(self, script):
         self.script = {k: list(v) for k, v in script.items()}
@@ -194,3 +195,24 @@ def test_absent_workspace_is_none_other_errors_raise():
     client = ScriptedClient({GET_WS: [CoderError("GET", "/x", 401, "unauthorized")]})
     with pytest.raises(CoderError):
         Workspaces(client).get("carol", "dev")
+
+
+def opts(**kw):
+    p = {"owner": "carol", "name": "dev", "template": None, "parameters": {}, "state": "started", "update": False}
+    p.update(wait=True, wait_timeout=60, wait_for_apps=True, ttl_ms=None)
+    p.update(kw)
+    return p
+
+
+def test_plan_reads_only_and_names_the_build():
+    failed = dict(ws("failed", job="failed"), template_active_version_id="v2")
+    client = ScriptedClient({GET_WS: [failed]})
+    wplan = Workspaces(client).plan(opts())
+    assert (wplan.action, wplan.version) == ("start", "v2") and client.calls == [GET_WS]
+    client = ScriptedClient({GET_WS: [dict(ws(), outdated=True, template_active_version_id="v3")]})
+    assert Workspaces(client).plan(opts()).action is None
+    assert (Workspaces(client).plan(opts(update=True)).action, "v3") == ("start", "v3")
+    client = ScriptedClient({GET_WS: [CoderError("GET", "/x", 404, "Resource not found")]})
+    with pytest.raises(WorkspaceError, match="workspace carol/dev does not exist: set template to create it"):
+        Workspaces(client).plan(opts())
+    assert Workspaces(client).plan(opts(template="kubernetes-dind", state="stopped")).action == "create-stopped"

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
-    CODER_CONNECTION_SPEC,
-    USER_OPTIONS,
-)
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import CODER_CONNECTION_SPEC
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import USER_OPTIONS
 from ansible_collections.coderstack.platform.plugins.modules import (
     coder_first_user,
     coder_info,

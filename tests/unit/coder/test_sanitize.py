@@ -9,8 +9,8 @@ import json
 import pytest
 from ansible.module_utils import basic
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_common import (
-    connection_spec,
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
+    coder_argument_spec,
     fail,
     run_main,
     sanitize,
@@ -49,7 +49,7 @@ def run_in_process(args, body, spec=None):
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         spec = spec or {"password": {"type": "str", "no_log": True}}
-        module = secret_free(basic.AnsibleModule(argument_spec=connection_spec(**spec), supports_check_mode=True))
+        module = secret_free(basic.AnsibleModule(argument_spec=coder_argument_spec(**spec), supports_check_mode=True))
         body(module)
     return json.loads(out.getvalue())
 

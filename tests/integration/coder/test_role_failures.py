@@ -104,7 +104,7 @@ def not_coder():
 def test_admin_against_a_url_that_is_not_coder_fails_visibly_before_any_secret(not_coder, kube, namespace, playbook):
     """coder_first_user: the message names the URL and what answered; no Secret written, no password posted."""
     url, posts = not_coder
-    ev = {"coder_url": url, "coderstack_namespace": namespace, "coder_admin_wait_timeout": 10}
+    ev = {"coderstack_coder_url": url, "coderstack_namespace": namespace, "coder_admin_wait_timeout": 10}
     res = playbook("playbooks/coder_admin.yml", extra_vars=ev, args=["-vvv"])
     assert_visible_and_clean(res, f"{url} is not a Coder deployment", "HTTP 404")
     assert _secrets(kube, namespace) == {}, "a Secret was written for a Coder that is not there"
@@ -113,7 +113,7 @@ def test_admin_against_a_url_that_is_not_coder_fails_visibly_before_any_secret(n
 
 def test_weak_admin_password_is_refused_before_anything_is_stored(fresh_coder, kube, namespace, playbook):
     """A password length Coder would refuse fails naming the variable; no Secret, no first user."""
-    ev = {"coder_url": fresh_coder.url, "coderstack_namespace": namespace, "coder_admin_password_length": 8}
+    ev = {"coderstack_coder_url": fresh_coder.url, "coderstack_namespace": namespace, "coder_admin_password_length": 8}
     res = playbook("playbooks/coder_admin.yml", extra_vars=ev, args=["-vvv"])
     assert_visible_and_clean(res, "coder_admin_password_length=8 must be 12..64")
     assert _secrets(kube, namespace) == {}
@@ -131,7 +131,7 @@ def test_pending_admin_secret_is_repaired_by_the_corrected_run(fresh_coder, kube
         labels={"app.kubernetes.io/managed-by": "coderstack"},
         annotations={"coderstack.io/first-user": "pending"},
     )
-    ev = {"coder_url": fresh_coder.url, "coderstack_namespace": namespace, "coder_admin_email": "owner@it.example.com"}
+    ev = {"coderstack_coder_url": fresh_coder.url, "coderstack_namespace": namespace, "coder_admin_email": "owner@it.example.com"}
     res = playbook("playbooks/coder_admin.yml", extra_vars=ev)
     assert res.rc == 0, res.output[-4000:]
     assert "was made for another admin" not in res.output
@@ -156,7 +156,7 @@ def test_admin_password_coder_rejects_shows_coder_reason(coder_server, kube, nam
         {**{k: ADMIN[k] for k in ("username", "email")}, "password": WRONG_ADMIN_PASSWORD},
     )
     before = _secrets(kube, namespace)
-    ev = {"coder_url": coder_server.url, "coderstack_namespace": namespace, "coder_admin_email": ADMIN["email"]}
+    ev = {"coderstack_coder_url": coder_server.url, "coderstack_namespace": namespace, "coder_admin_email": ADMIN["email"]}
     res = playbook("playbooks/coder_admin.yml", extra_vars=ev, args=["-vvv"])
     assert_visible_and_clean(
         res,
@@ -171,7 +171,7 @@ def test_revoked_token_shows_the_401_in_users_templates_and_teardown(coder_serve
     """coder_users, coder_template and coder_info with a token Coder rejects: each run says HTTP 401 and what to do;
     the token is never printed."""
     _put_secret(kube, namespace, "coder-admin-token", {"token": WRONG_TOKEN})
-    ev = {"coder_url": coder_server.url, "coderstack_namespace": namespace}
+    ev = {"coderstack_coder_url": coder_server.url, "coderstack_namespace": namespace}
     users = [{"username": "tok" + uuid.uuid4().hex[:6], "email": f"tok{uuid.uuid4().hex[:6]}@it.example.com"}]
     res = playbook("playbooks/users.yml", extra_vars={**ev, "coder_users": users}, args=["-vvv"])
     assert_visible_and_clean(res, "listing Coder users", "HTTP 401", secrets=[WRONG_TOKEN])
@@ -211,7 +211,7 @@ def test_user_coder_refuses_is_visible_and_leaves_no_secret(coder_server, admin_
     new = "dup" + uuid.uuid4().hex[:6]
     users_before = sorted(u["username"] for u in admin_client.list_users())
     secrets_before = _secrets(kube, namespace)
-    ev = {"coder_url": coder_server.url, "coderstack_namespace": namespace}
+    ev = {"coderstack_coder_url": coder_server.url, "coderstack_namespace": namespace}
     refused = [
         {"username": old, "email": ADMIN["email"]},  # its Secret exists: it is the one whose password could leak
         {"username": new, "email": ADMIN["email"]},

@@ -26,7 +26,7 @@ def api_calls(output: str) -> dict:
 
 
 def test_admin_and_users_converge_then_idempotent(fresh_coder, kube, namespace, playbook):
-    ev = {"coder_url": fresh_coder.url, "coderstack_namespace": namespace, "coder_users": USERS}
+    ev = {"coderstack_coder_url": fresh_coder.url, "coderstack_namespace": namespace, "coder_users": USERS}
 
     r = playbook("playbooks/coder_admin.yml", extra_vars=ev, args=["--check"])
     assert r.rc == 0 and r.failed == 0, r.output

@@ -313,11 +313,12 @@ class TemplateSync:
             self.client.delete_template(template["id"])
         return template
 
-    def plan(self, name, directory, variables=None, settings=None, activate=True, want_diff=False):
+    def plan(self, name, directory, variables=None, settings=None, activate=True, want_diff=False, known=None):
         """Pack ``directory`` and compare with the template's active version: a :class:`TemplatePlan`.
 
-        The unchanged path costs two GETs (the template, its active version); the changed path also reads what the
-        active version holds (its files and variables) to say what changed."""
+        The unchanged path costs two GETs (the template, its active version), or one when ``known`` is the template
+        as Coder's template list returned it in this run; the changed path also reads what the active version holds
+        (its files and variables) to say what changed."""
         plan = TemplatePlan(name, variables or {}, settings or {}, activate)
         plan.tar_bytes, manifest = build_tar(directory)
         plan.chash = content_hash(plan.tar_bytes, plan.variables)
@@ -332,7 +333,10 @@ class TemplateSync:
             "promoted": False,
             "created": False,
         }
-        plan.template = template = self.client.get_template(self.org, name)
+        if known and known.get("name") == name and known.get("active_version_id"):
+            plan.template = template = known
+        else:
+            plan.template = template = self.client.get_template(self.org, name)
         active = self.client.get_template_version(template["active_version_id"]) if template else None
         plan.content_changed = hash_from_message(active.get("message")) != plan.chash if active else True
         plan.changes = settings_changes(template, plan.settings) if template else {}
@@ -342,7 +346,7 @@ class TemplateSync:
         result["template"] = _template_view(template)
         result["version"] = _version_view(active)
         if not plan.changed:
-            return plan  # the unchanged path: two GETs, nothing else
+            return plan  # the unchanged path: one or two GETs, nothing else
         self._describe_changes(plan, manifest, active, want_diff)
         result["changed"] = True
         return plan

@@ -58,7 +58,10 @@ users:
   type: list
   elements: dict
 templates:
-  description: Templates with id, name, organization_name, active_version_id, display_name, deprecated.
+  description:
+    - Templates with id, name, organization_name, active_version_id, deprecated, created_at and their settings
+      (display_name, description, icon, TTLs, ...); each can be passed to M(coderstack.platform.coder_template) as
+      O(coderstack.platform.coder_template#module:template_info).
   returned: when gathered
   type: list
   elements: dict
@@ -78,9 +81,11 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_module i
     run_main,
     secret_free,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_templates import PATCH_FIELDS
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import user_view
 
-TEMPLATE_FIELDS = ("id", "name", "display_name", "organization_name", "active_version_id", "deprecated", "created_at")
+# what identifies a template, and its settings (all coder_template needs of it: template_info)
+TEMPLATE_FIELDS = ("id", "organization_name", "active_version_id", "deprecated", "created_at", *PATCH_FIELDS)
 
 
 def main():

@@ -90,6 +90,12 @@ options:
     description: Seconds to wait for the import job.
     type: int
     default: 900
+  template_info:
+    description:
+      - The template as Coder's template list returned it in this run (an element of C(templates) of
+        M(coderstack.platform.coder_info)), to save the lookup of the template by name. Ignored when it names another
+        template or lacks its active version. Omit to look the template up.
+    type: dict
   state:
     description: C(present) creates or updates the template, C(absent) deletes it.
     type: str
@@ -236,6 +242,7 @@ def main():
         message={"type": "str", "default": ""},
         provisioner_tags={"type": "dict", "default": {}},
         import_timeout={"type": "int", "default": 900},
+        template_info={"type": "dict"},
         state={"type": "str", "default": "present", "choices": ["present", "absent"]},
     )
     module = AnsibleModule(
@@ -281,6 +288,7 @@ def main():
             want_diff=module._diff,
             import_timeout=p["import_timeout"],
             tags=p["provisioner_tags"],
+            known=p["template_info"],
         )
     except TemplateError as e:
         module.fail_json(msg=str(e), progress=sync.progress, api_calls=api_calls(client), **e.result)

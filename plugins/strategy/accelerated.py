@@ -10,9 +10,9 @@ name: accelerated
 short_description: The linear strategy, with Mitogen's persistent module runner when it is installed
 description:
   - Runs plays exactly as the C(linear) strategy does (task by task, every host), but, when the C(mitogen) Python
-    package is installed on the controller, through Mitogen's C(mitogen_linear): modules run in a persistent Python
-    interpreter instead of a new process per task, so the kubernetes client is imported and its API discovery done
-    once per run instead of once per task.
+    package is installed on the controller, through Mitogen's C(mitogen_linear). Modules then run in a persistent
+    Python interpreter instead of a new process per task, so the kubernetes client is imported and its API discovery
+    done once per run instead of once per task.
   - Without C(mitogen), or with the environment variable C(CODERSTACK_MITOGEN=0), it is the plain C(linear) strategy.
   - coderstack's C(ansible.cfg) selects it; nothing else changes for the playbooks.
 author:
@@ -32,7 +32,7 @@ def _mitogen_mixin():
     if os.environ.get("CODERSTACK_MITOGEN", "1").lower() in ("0", "false", "no", "off"):
         return None
     try:
-        import ansible_mitogen.loaders  # noqa: F401  (patches Ansible's plugin loaders first)
+        import ansible_mitogen.loaders  # patches the plugin loaders first
         import ansible_mitogen.strategy
     except ImportError:
         _display.vvv("coderstack.platform.accelerated: mitogen is not installed, running as linear")

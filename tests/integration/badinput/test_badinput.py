@@ -34,7 +34,11 @@ CASES = [
     ("unknown-backup-key", {"postgres_backup_directory": "/tmp"}, "postgres_backup_directory"),
     # URLs without (or with a wrong) scheme
     ("access-url-scheme", {"coder_access_url": "ftp://coder.example.com"}, "coder_access_url=ftp://coder.example.com"),
-    ("coder-url-no-scheme", {"coderstack_coder_url": "coder.testbed.local"}, 'coderstack_coder_url "coder.testbed.local"'),
+    (
+        "coder-url-no-scheme",
+        {"coderstack_coder_url": "coder.testbed.local"},
+        'coderstack_coder_url "coder.testbed.local"',
+    ),
     ("agent-url-no-scheme", {"coder_agent_url": "coder.coder.svc"}, "coder_agent_url=coder.coder.svc"),
     (
         "internal-url-no-scheme",
@@ -242,7 +246,7 @@ def test_every_class_of_bad_input_is_covered():
         "is not an email address",
         "is not a Coder template name",
         "must be 12..64",  # password lengths
-        "coder_url=coder.testbed.local",  # URL without scheme
+        "coderstack_coder_url \"coder.testbed.local\"",  # URL without scheme
         "which does not exist",  # Secrets that must exist
         "is a string",  # string booleans from -e
     ):

@@ -131,7 +131,11 @@ def test_pending_admin_secret_is_repaired_by_the_corrected_run(fresh_coder, kube
         labels={"app.kubernetes.io/managed-by": "coderstack"},
         annotations={"coderstack.io/first-user": "pending"},
     )
-    ev = {"coderstack_coder_url": fresh_coder.url, "coderstack_namespace": namespace, "coder_admin_email": "owner@it.example.com"}
+    ev = {
+        "coderstack_coder_url": fresh_coder.url,
+        "coderstack_namespace": namespace,
+        "coder_admin_email": "owner@it.example.com",
+    }
     res = playbook("playbooks/coder_admin.yml", extra_vars=ev)
     assert res.rc == 0, res.output[-4000:]
     assert "was made for another admin" not in res.output
@@ -156,7 +160,11 @@ def test_admin_password_coder_rejects_shows_coder_reason(coder_server, kube, nam
         {**{k: ADMIN[k] for k in ("username", "email")}, "password": WRONG_ADMIN_PASSWORD},
     )
     before = _secrets(kube, namespace)
-    ev = {"coderstack_coder_url": coder_server.url, "coderstack_namespace": namespace, "coder_admin_email": ADMIN["email"]}
+    ev = {
+        "coderstack_coder_url": coder_server.url,
+        "coderstack_namespace": namespace,
+        "coder_admin_email": ADMIN["email"],
+    }
     res = playbook("playbooks/coder_admin.yml", extra_vars=ev, args=["-vvv"])
     assert_visible_and_clean(
         res,

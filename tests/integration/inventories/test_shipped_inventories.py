@@ -1,8 +1,8 @@
 """The inventories users run, unchanged, converge: `site.yml -i inventories/<env>` on the testbed, with only
-testbed/on-testbed/common.yml and <env>.yml saying where the cluster, its charts, images and registry are (and its own namespaces and
-DNS name, so it sits beside the testbed inventory's install). A second run changes nothing; the control host verifies
-Coder with the CA the inventory exports; the templates are pushed; the namespaces are isolated. Everything it made is
-removed afterwards (release, namespaces, the exported CA file)."""
+testbed/on-testbed/common.yml and <env>.yml saying where the cluster, its charts, images and registry are (and its own
+namespaces and DNS name, so it sits beside the testbed inventory's install). A second run changes nothing; the control
+host verifies Coder with the CA the inventory exports; the templates are pushed; the namespaces are isolated. Everything
+it made is removed afterwards (release, namespaces, the exported CA file)."""
 
 from __future__ import annotations
 

@@ -224,7 +224,7 @@ def test_coder_killed_mid_template_push_rerun_one_version_promoted(testbed, kube
     extra = {"coder_templates": tpl, "coderstack_workspace_image": image, "coder_templates_agent_probe": False}
     cmd = ["ansible-playbook", "playbooks/templates.yml", "-i", "inventories/testbed", "-e", json.dumps(extra)]
     _rc, out, fired = _run_until(
-        cmd, "The token Secret exists", lambda: _delete_pods(kube, "app.kubernetes.io/name=coder"), delay=1.5
+        cmd, "Coder's templates are listed", lambda: _delete_pods(kube, "app.kubernetes.io/name=coder"), delay=1.5
     )
     assert fired, out[-3000:]
     try:

@@ -465,7 +465,10 @@ class CoderClient:
         return self.request("DELETE", f"/api/v2/users/{_q(user)}/keys/{_q(key_id)}", expected=(200, 204))
 
     # -------------------------------------------------------------- templates
-    def list_templates(self):
+    def list_templates(self, org=None):
+        """Templates of every organization, or of ``org`` (a name, an id or ``default``)."""
+        if org:
+            return self.request("GET", f"/api/v2/organizations/{_q(org)}/templates") or []
         return self.request("GET", "/api/v2/templates") or []
 
     def get_template(self, org, name):

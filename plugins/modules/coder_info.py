@@ -27,6 +27,9 @@ options:
     elements: str
     default: [buildinfo, users, templates]
     choices: [buildinfo, users, templates]
+  organization:
+    description: List only the templates of this organization (a name, an id or C(default)); unset lists them all.
+    type: str
 extends_documentation_fragment:
   - coderstack.platform.coder
 author:
@@ -96,7 +99,8 @@ def main():
                 "elements": "str",
                 "default": ["buildinfo", "users", "templates"],
                 "choices": ["buildinfo", "users", "templates"],
-            }
+            },
+            organization={"type": "str"},
         ),
         supports_check_mode=True,
     )
@@ -117,7 +121,9 @@ def main():
             ]
         if "templates" in p["gather"]:
             step = "listing templates"
-            result["templates"] = [{k: t.get(k) for k in TEMPLATE_FIELDS} for t in client.list_templates()]
+            result["templates"] = [
+                {k: t.get(k) for k in TEMPLATE_FIELDS} for t in client.list_templates(p["organization"])
+            ]
     except CoderError as e:
         fail(module, "%s of %s" % (step, p["coder_url"]), e)
     module.exit_json(api_calls=api_calls(client), **result)

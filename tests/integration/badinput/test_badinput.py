@@ -246,7 +246,7 @@ def test_every_class_of_bad_input_is_covered():
         "is not an email address",
         "is not a Coder template name",
         "must be 12..64",  # password lengths
-        "coderstack_coder_url \"coder.testbed.local\"",  # URL without scheme
+        'coderstack_coder_url "coder.testbed.local"',  # URL without scheme
         "which does not exist",  # Secrets that must exist
         "is a string",  # string booleans from -e
     ):

@@ -371,6 +371,15 @@ class CoderClient:
             if not page or len(page) < page_size or (count is not None and offset >= count):
                 return users
 
+    def _get_or_none(self, path):
+        """GET ``path``; None when Coder answers 404."""
+        try:
+            return self.request("GET", path)
+        except CoderError as e:
+            if e.status == 404:
+                return None
+            raise
+
     def get_user(self, user):
         """A user by username or id, or None when it does not exist."""
         try:
@@ -473,12 +482,7 @@ class CoderClient:
 
     def get_template(self, org, name):
         """A template by organization and name, or None."""
-        try:
-            return self.request("GET", f"/api/v2/organizations/{_q(org)}/templates/{_q(name)}")
-        except CoderError as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._get_or_none(f"/api/v2/organizations/{_q(org)}/templates/{_q(name)}")
 
     def create_template(self, org, name, version_id, settings=None):
         body = {"name": name, "template_version_id": version_id}
@@ -532,12 +536,7 @@ class CoderClient:
     # ------------------------------------------------------------- workspaces
     def get_workspace(self, owner, name):
         """A workspace by owner and name, or None."""
-        try:
-            return self.request("GET", f"/api/v2/users/{_q(owner)}/workspace/{_q(name)}")
-        except CoderError as e:
-            if e.status == 404:
-                return None
-            raise
+        return self._get_or_none(f"/api/v2/users/{_q(owner)}/workspace/{_q(name)}")
 
     def create_workspace(self, owner, name, template_id, rich_parameter_values, ttl_ms=None):
         body = {"name": name, "template_id": template_id, "rich_parameter_values": list(rich_parameter_values)}

@@ -172,7 +172,7 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     # ingress on request: a release coderstack did not install (no coderstack.managedBy) is kept, and said so
     res = playbook(
         "playbooks/teardown.yml",
-        extra_vars={**base, "teardown_ingress": True, "teardown_ingress_namespace": install["foreign"]},
+        extra_vars={**base, "teardown_ingress": True, "ingress_namespace": install["foreign"]},
     )
     assert res.rc == 0, res.output
     assert "kept: coderstack did not install it" in _text(res)
@@ -182,8 +182,8 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     # ... and coderstack's own release goes, with its namespace
     ing = {
         "teardown_ingress": True,
-        "teardown_ingress_namespace": install["ing"],
-        "teardown_ingress_release_name": "ing",
+        "ingress_namespace": install["ing"],
+        "ingress_release_name": "ing",
     }
     res = playbook("playbooks/teardown.yml", extra_vars={**base, **ing})
     assert res.rc == 0, res.output
@@ -244,7 +244,7 @@ def test_teardown_lists_templates_with_the_admin_token(converged, testbed, kube,
         ev = {
             "coderstack_namespace": ns,
             "teardown_templates": True,
-            "teardown_template_names": ["no-such-template-" + ns],
+            "coder_templates_absent_names": ["no-such-template-" + ns],
         }
         res = playbook("playbooks/teardown.yml", extra_vars=ev)
         assert res.rc == 0, res.output
@@ -306,7 +306,7 @@ def test_teardown_with_templates_stops_with_the_reason_when_a_workspace_exists(
         "coderstack_namespace": ns,
         "postgres_mode": "incluster",
         "teardown_templates": True,
-        "teardown_template_names": ["td-tpl"],
+        "coder_templates_absent_names": ["td-tpl"],
         "coderstack_coder_url": srv.url,
     }
     res = playbook("playbooks/teardown.yml", extra_vars=ev)

@@ -35,3 +35,43 @@ def test_switched_off_it_is_plain_linear():
     mro = _mro(CODERSTACK_MITOGEN="0")
     assert "ansible_mitogen" not in mro
     assert "ansible.plugins.strategy.linear" in mro
+
+
+CACHED = r"""
+import os
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+# as in a run: Ansible's collection loader over this repository's collections/ and the installed ones
+_AnsibleCollectionFinder(paths=[os.environ["COLLECTIONS"]], scan_sys_paths=True)._install()
+import ansible_mitogen.planner as planner
+from ansible.collections.list import list_collection_dirs
+from ansible_collections.coderstack.platform.plugins.strategy import accelerated
+
+class Invocation:
+    def __init__(self):
+        self._extra_sys_paths = set()
+
+expected = {d.decode() if isinstance(d, bytes) else d for d in list_collection_dirs()}
+accelerated._collection_dirs_once()
+first = planner._load_collections
+accelerated._collection_dirs_once()  # a second play: the same cached function
+assert planner._load_collections is first and first.coderstack_cached
+
+import ansible.collections.list as acl
+acl.list_collection_dirs = lambda: (_ for _ in ()).throw(AssertionError("listed again"))
+inv = Invocation()
+planner._load_collections(inv)
+assert inv._extra_sys_paths == expected, (inv._extra_sys_paths, expected)
+assert any(p.endswith("ansible_collections/kubernetes/core") for p in expected), expected
+print("ok")
+"""
+
+
+def test_mitogen_planner_gets_the_collection_list_computed_once_in_the_strategy_process():
+    """Mitogen's planner listed every installed collection before each collection module (~0.15 s a task, its cache
+    living in the per-task worker): the strategy computes the list once, before the workers fork, and the planner's
+    answer is the same paths without listing again."""
+    pytest.importorskip("ansible_mitogen")
+    e = dict(os.environ, COLLECTIONS=COLLECTIONS, CODERSTACK_MITOGEN="1")
+    out = subprocess.run([sys.executable, "-c", CACHED], env=e, capture_output=True, text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

@@ -30,6 +30,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -162,10 +163,18 @@ PROFILE_ENV = {
 }
 
 
+def failures(out: str) -> list[str]:
+    """Each failed task of a run's output: its TASK header, the fatal line and the indented result under it."""
+    found = []
+    for m in re.finditer(r"^fatal: .*(?:\n {4}.*)*", out, re.M):
+        header = out.rfind("\nTASK [", 0, m.start())
+        task = out[header + 1 : out.find("\n", header + 1)] if header >= 0 else ""
+        found.append((task + "\n" + m.group(0))[:1500])
+    return found
+
+
 def ansible(pb: Path, extra: list[str], extra_env: dict | None = None, profile: bool = False) -> dict:
     """One ansible-playbook run: seconds, rc, the recap and, with profile, the 20 slowest tasks (profile_tasks)."""
-    import re
-
     cmd = ["ansible-playbook", str(pb), "-i", INV, *extra]
     dt, p = timed(sh, cmd, 3600, False, {**(extra_env or {}), **(PROFILE_ENV if profile else {})})
     m = re.search(r"ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", p.stdout)
@@ -177,6 +186,8 @@ def ansible(pb: Path, extra: list[str], extra_env: dict | None = None, profile: 
         res["top_tasks"] = [{"task": t.strip(), "seconds": float(sec)} for t, sec in top[:20]]
     if p.returncode != 0:
         res["tail"] = p.stdout[-2500:]
+        # the failed tasks themselves (the tail alone lost one in a 1000-user run): task header, fatal line, message
+        res["failures"] = failures(p.stdout)
     return res
 
 
@@ -520,6 +531,8 @@ def main() -> int:
     ]
     for k in failed_runs:
         print(f"\n{k} failed:\n{results[k].get('tail', '')}", file=sys.stderr)
+        for f in results[k].get("failures", []):
+            print(f"\n{f}", file=sys.stderr)
     return 1 if failed_runs else 0
 
 

@@ -166,7 +166,7 @@ PROFILE_ENV = {
 def failures(out: str) -> list[str]:
     """Each failed task of a run's output: its TASK header, the fatal line and the indented result under it."""
     found = []
-    for m in re.finditer(r"^fatal: .*(?:\n {4}.*)*", out, re.M):
+    for m in re.finditer(r"^(?:fatal|failed): .*(?:\n {4}.*)*", out, re.M):
         header = out.rfind("\nTASK [", 0, m.start())
         task = out[header + 1 : out.find("\n", header + 1)] if header >= 0 else ""
         found.append((task + "\n" + m.group(0))[:1500])

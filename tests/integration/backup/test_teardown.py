@@ -319,3 +319,34 @@ def test_teardown_with_templates_stops_with_the_reason_when_a_workspace_exists(
     assert _releases(testbed, ns) == ["coder"]
     assert _exists(client.AppsV1Api(kube).read_namespaced_stateful_set, "coder-db", ns)
     assert [t["name"] for t in api.request("GET", "/api/v2/templates")] == ["td-tpl"]
+
+
+def test_a_roles_inverse_runs_alone_from_its_playbook(testbed, kube, playbook):
+    """`-e storage_state=absent` with playbooks/storage.yml: the storage role's inverse uninstalls the release it
+    marked as coderstack's, reports it, and a second run changes nothing; a release without the marker stays."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    ns = "td-" + uuid.uuid4().hex[:8]
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    hello = str(REPO / "tests/fixtures/charts/hello")
+    try:
+        r = _helm(testbed, "upgrade", "--install", "lp", hello, "-n", ns, "--set", "coderstack.managedBy=coderstack")
+        assert r.returncode == 0, r.stderr
+        r = _helm(testbed, "upgrade", "--install", "other", hello, "-n", ns)
+        assert r.returncode == 0, r.stderr
+        ev = {"storage_state": "absent", "storage_namespace": ns}
+        res = playbook("playbooks/storage.yml", extra_vars={**ev, "storage_release_name": "lp"})
+        assert res.rc == 0, res.output[-3000:]
+        assert f"storage release {ns}/lp uninstalled" in _text(res)
+        assert _releases(testbed, ns) == ["other"]
+        res = playbook("playbooks/storage.yml", extra_vars={**ev, "storage_release_name": "lp"})
+        assert res.rc == 0 and res.changed == 0, res.output[-3000:]
+        assert f"no storage release {ns}/lp (nothing to remove)" in _text(res)
+        res = playbook("playbooks/storage.yml", extra_vars={**ev, "storage_release_name": "other"})
+        assert res.rc == 0 and res.changed == 0, res.output[-3000:]
+        assert f"storage release {ns}/other kept: coderstack did not install it" in _text(res)
+        assert _releases(testbed, ns) == ["other"]
+    finally:
+        _helm(testbed, "uninstall", "other", "-n", ns)
+        core.delete_namespace(ns)

@@ -48,8 +48,8 @@ def _collection_dirs_once():
     lives in the task's worker process, forked anew for every task): with the ~100 collections of the `ansible`
     package that is about 0.15 s per task. The answer cannot change during a run, so it is computed once, in the
     strategy's process, before the workers are forked, and the planner is given that list."""
-    import ansible_mitogen.planner as planner
     from ansible.collections.list import list_collection_dirs
+    from ansible_mitogen import planner
 
     if not callable(getattr(planner, "_load_collections", None)):  # another Mitogen: leave it as it is
         _display.vvv("coderstack.platform.accelerated: this Mitogen has no _load_collections, not cached")

@@ -7,7 +7,9 @@
 * Errors: Coder answers ``{"message", "detail", "validations": [{"field", "detail"}]}``; :class:`CoderError`
   turns that into one readable sentence naming the method, path and HTTP status.
 * Retries (bounded, exponential backoff, ``Retry-After`` honoured up to ``backoff_max``) only where repeating the
-  request is safe:
+  request is safe. A 429 waits out the rate limiter's window instead: ``Retry-After`` (else ``X-Ratelimit-Reset``)
+  honoured up to ``rate_limit_wait_max``, else a backoff from ``rate_limit_backoff`` (Coder's limiters count per
+  minute, e.g. 12 file uploads: a bulk template import meets it):
 
   - idempotent methods (GET/HEAD/PUT/DELETE/OPTIONS): on 500, 502, 503, 504, connection errors and timeouts;
   - every method, POST and PATCH included: on 429 (the rate limiter refused the request before it was handled)
@@ -48,6 +50,21 @@ IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
 # Network errors raised before a byte of the request left (nothing reached the server).
 NOT_SENT_ERRORS = (ConnectionRefusedError, socket.gaierror)
 _UNSET = object()
+
+
+def _rate_limit_reset(headers):
+    """Seconds a 429 asks to wait: Retry-After, else X-Ratelimit-Reset (a Unix time), else None."""
+    if not headers:
+        return None
+    if headers.get("Retry-After"):
+        return headers.get("Retry-After")
+    reset = headers.get("X-Ratelimit-Reset")
+    if reset:
+        try:
+            return str(float(reset) - time.time() + 1)
+        except ValueError:
+            return None
+    return None
 
 
 class CoderError(Exception):
@@ -123,6 +140,8 @@ class CoderClient:
         retries=4,
         backoff=0.5,
         backoff_max=8.0,
+        rate_limit_backoff=5.0,
+        rate_limit_wait_max=65.0,
         user_agent="coderstack",
         sleep=time.sleep,
     ):
@@ -139,6 +158,8 @@ class CoderClient:
         self.retries = max(0, int(retries))
         self.backoff = backoff
         self.backoff_max = backoff_max
+        self.rate_limit_backoff = rate_limit_backoff
+        self.rate_limit_wait_max = rate_limit_wait_max
         self.user_agent = user_agent
         self._sleep = sleep
         self.calls = Counter()
@@ -195,6 +216,7 @@ class CoderClient:
             self.last_content_type = (resp_headers.get("Content-Type") if resp_headers else "") or ""
             self.call_log.append((method, path, status))
             retry_after = None
+            rate_limited = False
             maybe_acted = False  # the server may have acted on a request we do not resend
             if neterr is not None:
                 retryable = method in IDEMPOTENT or not_sent
@@ -202,8 +224,8 @@ class CoderClient:
             elif status in expected:
                 retryable = False
             elif status in RETRY_ALWAYS_STATUSES:
-                retryable = True
-                retry_after = resp_headers.get("Retry-After") if resp_headers else None
+                retryable = rate_limited = True
+                retry_after = _rate_limit_reset(resp_headers)
             elif status in RETRY_IDEMPOTENT_STATUSES:
                 retryable = method in IDEMPOTENT
                 maybe_acted = True
@@ -212,7 +234,7 @@ class CoderClient:
             else:
                 retryable = False
             if retryable and attempt <= self.retries:
-                self._sleep(self._delay(attempt, retry_after))
+                self._sleep(self._delay(attempt, retry_after, rate_limited))
                 continue
             break
 
@@ -243,13 +265,15 @@ class CoderClient:
             raise CoderError(method, path, status, text or None, body=text, note=note)
         return parsed
 
-    def _delay(self, attempt, retry_after):
+    def _delay(self, attempt, retry_after, rate_limited=False):
+        cap = self.rate_limit_wait_max if rate_limited else self.backoff_max
+        base = self.rate_limit_backoff if rate_limited else self.backoff
         if retry_after:
             try:
-                return min(float(retry_after), self.backoff_max)
+                return max(0.0, min(float(retry_after), cap))
             except ValueError:
                 pass
-        return min(self.backoff * (2 ** (attempt - 1)), self.backoff_max)
+        return min(base * (2 ** (attempt - 1)), cap)
 
     def _send(self, method, url, body, headers):
         """(status, headers, body, network error text or None, True when the request never left)."""

@@ -286,3 +286,33 @@ def test_tls_options_and_url_validation(tmp_path):
     assert insecure.url == "https://127.0.0.1:1"
     with pytest.raises(OSError):  # a CA file that does not exist is an error at construction
         CoderClient("https://127.0.0.1:1", ca_path=str(tmp_path / "missing.pem"))
+
+
+def test_429_without_a_header_waits_out_a_one_minute_window(server):
+    """Coder limits some endpoints per minute (12 file uploads): without Retry-After the waits grow from
+    rate_limit_backoff and together cover the window (5+10+20+40 s), not the 7.5 s of the 5xx backoff."""
+    server.add("/api/v2/files", 429, {"message": "You've been rate limited"}, times=4)
+    server.add("/api/v2/files", 201, {"hash": "abc"})
+    c, sleeps = client(server.url)
+    c.request("POST", "/api/v2/files", data=b"x", headers={"Content-Type": "application/x-tar"}, expected=(201,))
+    assert sleeps == [5.0, 10.0, 20.0, 40.0]
+    assert sum(sleeps) > 60
+    assert c.calls == {"POST": 5}
+
+
+def test_429_retry_after_is_honoured_beyond_the_5xx_cap(server):
+    server.add("/api/v2/files", 429, {"message": "rate limited"}, {"Retry-After": "42"})
+    server.add("/api/v2/files", 201, {"hash": "abc"})
+    c, sleeps = client(server.url)
+    c.request("POST", "/api/v2/files", data=b"x", headers={"Content-Type": "application/x-tar"}, expected=(201,))
+    assert sleeps == [42.0]  # backoff_max (8 s) caps 5xx waits only; rate_limit_wait_max (65 s) caps this one
+
+
+def test_429_reset_time_header_is_used_when_there_is_no_retry_after(server):
+    import time
+
+    server.add("/api/v2/files", 429, {"message": "rate limited"}, {"X-Ratelimit-Reset": str(int(time.time()) + 30)})
+    server.add("/api/v2/files", 201, {"hash": "abc"})
+    c, sleeps = client(server.url)
+    c.request("POST", "/api/v2/files", data=b"x", headers={"Content-Type": "application/x-tar"}, expected=(201,))
+    assert len(sleeps) == 1 and 25 <= sleeps[0] <= 32, sleeps

@@ -1,7 +1,8 @@
-"""The agent URL probe of roles/coder_templates, against the real cluster: a pod in the workspace namespace with the
-workspace image fetches the agent binary the way the agents' init script does. It passes on the testbed's real setup
-(access URL + exported CA, or the in-cluster URL), and a deliberately broken CA or URL fails it with a message that
-names the URL and the class of problem, and leaves no pod behind."""
+"""The agent URL probe of roles/coder_templates, against the real cluster: a Deployment in the workspace namespace with
+the workspace image fetches the agent binary the way the agents' init script does, as its readiness check. It passes on
+the testbed's real setup (access URL + exported CA, or the in-cluster URL), a re-run reads the live verdict without
+changing anything, and a deliberately broken CA or URL fails the run with a message that names the URL and the class
+of problem (the failed check's output), leaving the failing probe pod for inspection."""
 
 from __future__ import annotations
 
@@ -19,13 +20,18 @@ def workspace_image(kube) -> str:
     return client.CoreV1Api(kube).read_namespaced_pod("coder-carol-dev", "coder-workspaces").spec.containers[0].image
 
 
-def no_probe_pod(kube) -> bool:
+def probe_pods(kube) -> list:
+    """The probe's pods that are not being deleted, each as (name, Ready)."""
     from kubernetes import client
 
     pods = client.CoreV1Api(kube).list_namespaced_pod(
         "coder-workspaces", label_selector="app.kubernetes.io/name=coderstack-agent-probe"
     )
-    return not pods.items
+    return [
+        (p.metadata.name, any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or []))
+        for p in pods.items
+        if p.metadata.deletion_timestamp is None
+    ]
 
 
 @pytest.mark.parametrize(
@@ -34,10 +40,15 @@ def no_probe_pod(kube) -> bool:
     ids=["access-url-with-exported-ca", "in-cluster-url"],
 )
 def test_probe_passes_on_the_real_setup(converged, kube, extra):
-    res = run_playbook(PROBE, extra_vars={"coderstack_workspace_image": workspace_image(kube), **extra}, timeout=600)
+    extra = {"coderstack_workspace_image": workspace_image(kube), **extra}
+    res = run_playbook(PROBE, extra_vars=extra, timeout=600)
     assert res.rc == 0, res.output[-3000:]
-    assert res.changed == 0
-    assert no_probe_pod(kube)
+    pods = probe_pods(kube)
+    assert len(pods) == 1 and pods[0][1], pods  # one probe pod, Ready: its last check passed
+    again = run_playbook(PROBE, extra_vars=extra, timeout=600)
+    assert again.rc == 0, again.output[-3000:]
+    assert again.changed == 0  # the re-run read the verdict of the running probe
+    assert probe_pods(kube) == pods  # the same pod: nothing was replaced
 
 
 @pytest.mark.parametrize(
@@ -55,4 +66,5 @@ def test_broken_ca_or_url_fails_naming_the_url_and_cause(converged, kube, extra,
     out = res.output
     assert "Workspace agents could not fetch their binary from" in out
     assert problem in out, out[-3000:]
-    assert no_probe_pod(kube)
+    pods = probe_pods(kube)
+    assert len(pods) == 1 and not pods[0][1], pods  # the failing probe is left for inspection (kubectl describe)

@@ -66,7 +66,7 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp
-        _, args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)
+        args = self.validate_argument_spec(argument_spec=_ARGUMENT_SPEC)[1]
         task_vars = task_vars or {}
         roles_dir = args["roles_dir"]
         if not os.path.isdir(roles_dir):

@@ -18,7 +18,7 @@ description:
   - that no variable a spec types C(bool) was passed as a string (C(-e name=no));
   - each role's spec against the values the inventory or C(-e) sets (the defaults are right by construction);
   - each role's C(tasks/validate.yml), when it is asserts only (keys C(name), C(vars), C(when), C(loop),
-    C(loop_control) and C(ansible.builtin.assert)): every assert is evaluated as the role would, with the run's
+    C(loop_control) and C(ansible.builtin.assert)); every assert is evaluated as the role would, with the run's
     variables over the role's vars, defaults and its dependencies' defaults.
   - A validate step with other tasks is not evaluated: it is returned in RV(include_roles), for the caller to run as
     tasks (C(include_role) with C(tasks_from=validate)).

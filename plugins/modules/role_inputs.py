@@ -11,16 +11,17 @@ DOCUMENTATION = r"""
 module: role_inputs
 short_description: Check the inventory's values against every role's argument spec and validate step, in one task
 description:
-  - Reads each role of O(roles_dir) that has a C(meta/argument_specs.yml) and checks, on the controller, without a
-    module run and without changing anything
-  - that no variable named like a role's (C(<role>_...)) is undeclared (a misspelling), when
-    O(check_unknown_variables) is true;
-  - that no variable a spec types C(bool) was passed as a string (C(-e name=no));
-  - each role's spec against the values the inventory or C(-e) sets (the defaults are right by construction);
-  - each role's C(tasks/validate.yml), when it is asserts only (keys C(name), C(vars), C(when), C(loop),
-    C(loop_control) and C(ansible.builtin.assert)); every assert is evaluated as the role would, with the run's
-    variables over the role's vars, defaults and its dependencies' defaults.
-  - A validate step with other tasks is not evaluated: it is returned in RV(include_roles), for the caller to run as
+  - Reads each role of O(roles_dir) that has a C(meta/argument_specs.yml) and checks its inputs on the controller,
+    without a module run and without changing anything.
+  - When O(check_unknown_variables) is true, a variable named like a role's (C(<role>_...)) that no role declares is
+    refused (a misspelling).
+  - A variable that a spec types C(bool) and that was passed as a string (C(-e name=no)) is refused.
+  - Each role's spec is checked against the values the inventory or C(-e) sets (the defaults are right by
+    construction).
+  - Each role's C(tasks/validate.yml) is evaluated when it holds asserts only (task keys C(name), C(vars), C(when),
+    C(loop), C(loop_control) and C(ansible.builtin.assert)), as the role would, with the run's variables over the
+    role's vars, defaults and its dependencies' defaults.
+  - A validate step with other tasks is not evaluated. It is returned in RV(include_roles), for the caller to run as
     tasks (C(include_role) with C(tasks_from=validate)).
   - Every refusal is reported, not only the first; the task fails when there is one.
   - Runs on the controller (an action plugin); check mode does the same.

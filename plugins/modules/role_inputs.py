@@ -45,13 +45,6 @@ options:
     description: Refuse variables named like a role's that no role declares.
     type: bool
     default: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  action:
-    support: full
 author:
   - coderstack maintainers (@coderstack)
 """

@@ -16,6 +16,8 @@ description:
   - Mitogen's planner lists every installed collection before each collection module runs, and keeps that answer
     only in the task's worker process, forked anew for every task (about 0.15 s a task with the C(ansible) package's
     collections). This strategy computes the list once per run, before the workers fork, and hands it to the planner.
+  - Ansible builds its Jinja lexer on first use, which is in each task's worker process; this strategy builds it
+    before the workers fork, so they inherit it (both with and without Mitogen).
   - Without C(mitogen), or with the environment variable C(CODERSTACK_MITOGEN=0), it is the plain C(linear) strategy.
   - coderstack's C(ansible.cfg) selects it; nothing else changes for the playbooks.
 author:
@@ -65,17 +67,32 @@ def _collection_dirs_once():
     planner._load_collections = _load_collections
 
 
+def _jinja_lexer_once():
+    """Ansible caches its Jinja lexer on the environment class, but builds it on first use: in each task's worker
+    process, forked anew for every task, so every task built it again (a few hundred regular expressions). One
+    expression evaluated here, before the workers fork, leaves the lexer in the cache they inherit."""
+    try:
+        from ansible.template import Templar, trust_as_template
+
+        Templar().evaluate_expression(trust_as_template("0"))
+    except Exception as e:  # noqa: BLE001 - only a warm-up: a run without it is as correct
+        _display.vvv(f"coderstack.platform.accelerated: the Jinja lexer was not built ahead: {e}")
+
+
 _Linear = strategy_loader.get("linear", class_only=True)
 _Mixin = _mitogen_mixin()
 
 if _Mixin is None:
 
     class StrategyModule(_Linear):
-        pass
+        def run(self, iterator, play_context):
+            _jinja_lexer_once()  # in this process, before any task's worker is forked
+            return super().run(iterator, play_context)
 
 else:
 
     class StrategyModule(_Mixin, _Linear):
         def run(self, iterator, play_context):
             _collection_dirs_once()  # in this process, before any task's worker is forked
+            _jinja_lexer_once()
             return super().run(iterator, play_context)

@@ -75,3 +75,20 @@ def test_mitogen_planner_gets_the_collection_list_computed_once_in_the_strategy_
     e = dict(os.environ, COLLECTIONS=COLLECTIONS, CODERSTACK_MITOGEN="1")
     out = subprocess.run([sys.executable, "-c", CACHED], env=e, capture_output=True, text=True, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+LEXER = r"""
+from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+from ansible_collections.coderstack.platform.plugins.strategy import accelerated
+
+before = len(AnsibleEnvironment._lexer_cache)
+accelerated._jinja_lexer_once()
+print(before, len(AnsibleEnvironment._lexer_cache))
+"""
+
+
+def test_the_jinja_lexer_is_built_before_the_workers_fork():
+    """Workers are forked from the strategy's process: a lexer it cached is one they do not build again."""
+    e = dict(os.environ, PYTHONPATH=COLLECTIONS, CODERSTACK_MITOGEN="0")
+    out = subprocess.run([sys.executable, "-c", LEXER], env=e, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "1"], out.stdout + out.stderr

@@ -16,8 +16,8 @@ description:
   - Mitogen's planner lists every installed collection before each collection module runs, and keeps that answer
     only in the task's worker process, forked anew for every task (about 0.15 s a task with the C(ansible) package's
     collections). This strategy computes the list once per run, before the workers fork, and hands it to the planner.
-  - Ansible builds its Jinja lexer on first use, which is in each task's worker process; this strategy builds it
-    before the workers fork, so they inherit it (both with and without Mitogen).
+  - Ansible builds its Jinja lexer and loads its Jinja filters and tests on first use, which is in each task's worker
+    process; this strategy does both before the workers fork, so they inherit them (with and without Mitogen).
   - Without C(mitogen), or with the environment variable C(CODERSTACK_MITOGEN=0), it is the plain C(linear) strategy.
   - coderstack's C(ansible.cfg) selects it; nothing else changes for the playbooks.
 author:
@@ -67,16 +67,20 @@ def _collection_dirs_once():
     planner._load_collections = _load_collections
 
 
-def _jinja_lexer_once():
-    """Ansible caches its Jinja lexer on the environment class, but builds it on first use: in each task's worker
-    process, forked anew for every task, so every task built it again (a few hundred regular expressions). One
-    expression evaluated here, before the workers fork, leaves the lexer in the cache they inherit."""
+def _templating_once():
+    """Ansible builds its Jinja lexer, and loads the Jinja filters and tests of ansible.builtin, on first use: in each
+    task's worker process, forked anew for every task, so every task built and loaded them again (a few hundred
+    regular expressions, every filter and test file). Both are cached in objects the workers inherit: done here,
+    before the workers fork, each task finds them ready."""
     try:
+        from ansible.plugins.loader import filter_loader, test_loader
         from ansible.template import Templar, trust_as_template
 
         Templar().evaluate_expression(trust_as_template("0"))
+        filter_loader.get("ansible.builtin.combine")  # loads ansible.builtin's filters (one scan for all)
+        test_loader.get("ansible.builtin.match")  # and its tests
     except Exception as e:  # noqa: BLE001 - only a warm-up: a run without it is as correct
-        _display.vvv(f"coderstack.platform.accelerated: the Jinja lexer was not built ahead: {e}")
+        _display.vvv(f"coderstack.platform.accelerated: templating was not prepared ahead: {e}")
 
 
 _Linear = strategy_loader.get("linear", class_only=True)
@@ -86,7 +90,7 @@ if _Mixin is None:
 
     class StrategyModule(_Linear):
         def run(self, iterator, play_context):
-            _jinja_lexer_once()  # in this process, before any task's worker is forked
+            _templating_once()  # in this process, before any task's worker is forked
             return super().run(iterator, play_context)
 
 else:
@@ -94,5 +98,5 @@ else:
     class StrategyModule(_Mixin, _Linear):
         def run(self, iterator, play_context):
             _collection_dirs_once()  # in this process, before any task's worker is forked
-            _jinja_lexer_once()
+            _templating_once()
             return super().run(iterator, play_context)

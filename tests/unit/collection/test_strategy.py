@@ -79,16 +79,18 @@ def test_mitogen_planner_gets_the_collection_list_computed_once_in_the_strategy_
 
 LEXER = r"""
 from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+from ansible.plugins.loader import filter_loader
 from ansible_collections.coderstack.platform.plugins.strategy import accelerated
 
-before = len(AnsibleEnvironment._lexer_cache)
-accelerated._jinja_lexer_once()
-print(before, len(AnsibleEnvironment._lexer_cache))
+before = (len(AnsibleEnvironment._lexer_cache), len(filter_loader._cached_non_collection_wrappers))
+accelerated._templating_once()
+after = (len(AnsibleEnvironment._lexer_cache), len(filter_loader._cached_non_collection_wrappers))
+print(before[0], after[0], before[1], after[1] > 20)
 """
 
 
-def test_the_jinja_lexer_is_built_before_the_workers_fork():
-    """Workers are forked from the strategy's process: a lexer it cached is one they do not build again."""
+def test_the_jinja_lexer_and_filters_are_ready_before_the_workers_fork():
+    """Workers are forked from the strategy's process: a lexer it cached, filters it loaded, they do not again."""
     e = dict(os.environ, PYTHONPATH=COLLECTIONS, CODERSTACK_MITOGEN="0")
     out = subprocess.run([sys.executable, "-c", LEXER], env=e, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["0", "1"], out.stdout + out.stderr
+    assert out.stdout.split() == ["0", "1", "0", "True"], out.stdout + out.stderr

@@ -50,7 +50,7 @@ class _Role:
         path = os.path.join(self.path, relative)
         if not os.path.isfile(path):
             return missing
-        return loader.load_from_file(path, cache="none", trusted_as_template=True)
+        return loader.load_from_file(path, unsafe=True, trusted_as_template=True)  # read-only here: no copy
 
     @property
     def evaluable(self):

@@ -94,3 +94,24 @@ def test_the_jinja_lexer_and_filters_are_ready_before_the_workers_fork():
     e = dict(os.environ, PYTHONPATH=COLLECTIONS, CODERSTACK_MITOGEN="0")
     out = subprocess.run([sys.executable, "-c", LEXER], env=e, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["0", "1", "0", "True"], out.stdout + out.stderr
+
+
+def _in_process_run(on: bool) -> str:
+    playbook = Path(__file__).resolve().parents[2] / "fixtures" / "playbooks" / "in_process.yml"
+    repo = Path(__file__).resolve().parents[3]
+    e = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), CODERSTACK_IN_PROCESS="1" if on else "0")
+    e.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    cmd = ["ansible-playbook", str(playbook), "-i", "localhost,", "-c", "local"]
+    out = subprocess.run(cmd, cwd=repo, env=e, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    return out.stdout
+
+
+def test_controller_only_tasks_run_in_the_strategy_process_with_the_same_outcome():
+    """assert, debug, fail, set_fact and includes run in the strategy's process (one pid for both set_fact tasks)
+    instead of a forked worker each (two pids: a loop's items share their task's worker), and the run's output is the
+    same, failures and rescues included."""
+    here, forked = _in_process_run(True), _in_process_run(False)
+    assert "PIDS 1 of 4" in here
+    assert "PIDS 2 of 4" in forked
+    assert here.replace("PIDS 1 of 4", "PIDS") == forked.replace("PIDS 2 of 4", "PIDS")

@@ -20,7 +20,7 @@ description:
     process; this strategy does both before the workers fork, so they inherit them (with and without Mitogen).
   - Tasks whose action only computes on the controller (C(assert), C(debug), C(fail), C(set_fact),
     C(validate_argument_spec)) and includes run in the strategy's own process, on a copy of the task, instead of a
-    worker process forked for each: the same executor, the same result on the same results queue, without a fork
+    worker process forked for each. The same executor, the same result on the same results queue, without a fork
     (about 20 ms a task on this machine). Not for delegated or async tasks. C(CODERSTACK_IN_PROCESS=0) forks for
     them too.
   - Without C(mitogen), or with the environment variable C(CODERSTACK_MITOGEN=0), it is the plain C(linear) strategy.

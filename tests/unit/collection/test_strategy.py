@@ -102,16 +102,19 @@ def _in_process_run(on: bool) -> str:
     e = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), CODERSTACK_IN_PROCESS="1" if on else "0")
     e.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     cmd = ["ansible-playbook", str(playbook), "-i", "localhost,", "-c", "local"]
+    cmd += ["-e", f"ansible_python_interpreter={sys.executable}"]
     out = subprocess.run(cmd, cwd=repo, env=e, capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     return out.stdout
 
 
 def test_controller_only_tasks_run_in_the_strategy_process_with_the_same_outcome():
-    """assert, debug, fail, set_fact and includes run in the strategy's process (one pid for both set_fact tasks)
+    """assert, debug, fail, set_fact, includes and a module task its `when` skips run in the strategy's process (one
+    pid for both set_fact tasks)
     instead of a forked worker each (two pids: a loop's items share their task's worker), and the run's output is the
     same, failures and rescues included."""
     here, forked = _in_process_run(True), _in_process_run(False)
     assert "PIDS 1 of 4" in here
+    assert "ok=13 " in here and "skipped=1 " in here and "unreachable=0" in here
     assert "PIDS 2 of 4" in forked
     assert here.replace("PIDS 1 of 4", "PIDS") == forked.replace("PIDS 2 of 4", "PIDS")

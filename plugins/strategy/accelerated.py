@@ -20,10 +20,10 @@ description:
     process; this strategy does both before the workers fork, so they inherit them (with and without Mitogen).
   - Tasks whose action only computes on the controller (C(assert), C(debug), C(fail), C(set_fact),
     C(validate_argument_spec)), includes, and tasks their C(when) skips (no loop) run in the strategy's own process,
-    on a copy of the task, instead of a
-    worker process forked for each. The same executor, the same result on the same results queue, without a fork
-    (about 20 ms a task on this machine). Not for delegated or async tasks. C(CODERSTACK_IN_PROCESS=0) forks for
-    them too.
+    on a copy of the task, instead of a worker process forked for each. The same executor, the same result on the
+    same results queue, without a fork (about 20 ms a task on this machine). Not for delegated or async tasks.
+  - That path uses ansible-core's executor internals as of the pinned 2.19 (the worker's own steps); with another
+    ansible-core, or to rule it out, C(CODERSTACK_IN_PROCESS=0) forks for every task again.
   - Without C(mitogen), or with the environment variable C(CODERSTACK_MITOGEN=0), it is the plain C(linear) strategy.
   - coderstack's C(ansible.cfg) selects it; nothing else changes for the playbooks.
 author:

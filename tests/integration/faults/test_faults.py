@@ -211,8 +211,15 @@ def test_pod_deleted_mid_run_rerun_converges_and_keeps_data(testbed, kube, conve
     # the pod really came back (a new one), the Secrets were not regenerated, the data survived
     from kubernetes import client
 
-    now = [p.metadata.uid for p in client.CoreV1Api(kube).list_namespaced_pod("coder", label_selector=selector).items]
-    assert now and not set(now) & set(deleted), (deleted, now)
+    def replaced() -> bool:
+        now = [
+            p.metadata.uid for p in client.CoreV1Api(kube).list_namespaced_pod("coder", label_selector=selector).items
+        ]
+        return bool(now) and not set(now) & set(deleted)
+
+    # recreating the pod is the controllers' work, on their own clock (slower right after the API server test before
+    # this one restarted kube-apiserver): a bounded wait, and the pod must come back
+    _wait(replaced, 180, f"a new pod for {selector} (deleted: {deleted})")
     assert _secret_versions(kube) == converged
     assert _admin_logs_in(testbed, kube)
     assert sorted(u["username"] for u in testbed.coder(kube, "/api/v2/users?limit=1000")["users"]) == users_before

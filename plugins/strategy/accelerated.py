@@ -158,27 +158,18 @@ def _run_in_process(strategy, host, task, task_vars, play_context):
 _Linear = strategy_loader.get("linear", class_only=True)
 _Mixin = _mitogen_mixin()
 
-if _Mixin is None:
 
-    class StrategyModule(_Linear):
-        def run(self, iterator, play_context):
-            _templating_once()  # in this process, before any task's worker is forked
-            return super().run(iterator, play_context)
+class StrategyModule(*((_Mixin,) if _Mixin else ()), _Linear):
+    """linear (through Mitogen's mixin when it is there), prepared before the workers fork, with controller-only
+    tasks run in this process."""
 
-        def _queue_task(self, host, task, task_vars, play_context):
-            if _in_process_wanted(task, task_vars):
-                return _run_in_process(self, host, task, task_vars, play_context)
-            return super()._queue_task(host, task, task_vars, play_context)
-
-else:
-
-    class StrategyModule(_Mixin, _Linear):
-        def run(self, iterator, play_context):
+    def run(self, iterator, play_context):
+        if _Mixin:
             _collection_dirs_once()  # in this process, before any task's worker is forked
-            _templating_once()
-            return super().run(iterator, play_context)
+        _templating_once()
+        return super().run(iterator, play_context)
 
-        def _queue_task(self, host, task, task_vars, play_context):
-            if _in_process_wanted(task, task_vars):
-                return _run_in_process(self, host, task, task_vars, play_context)
-            return super()._queue_task(host, task, task_vars, play_context)
+    def _queue_task(self, host, task, task_vars, play_context):
+        if _in_process_wanted(task, task_vars):
+            return _run_in_process(self, host, task, task_vars, play_context)
+        return super()._queue_task(host, task, task_vars, play_context)

@@ -73,6 +73,59 @@ def _collection_dirs_once():
     planner._load_collections = _load_collections
 
 
+def _same_interpreter(connection):
+    """True when a Mitogen connection starts, on this machine, the very Python interpreter (same path, so the same
+    virtualenv and site-packages) that runs ansible-playbook: a local connection with
+    ansible_python_interpreter={{ ansible_playbook_python }}, as coderstack's inventories have."""
+    import sys
+
+    import mitogen.parent
+
+    path = connection.options.python_path
+    if isinstance(path, list):
+        path = path[0] if len(path) == 1 else None
+    return (
+        type(connection) is mitogen.parent.Connection  # "local": not ssh, sudo, a container, ...
+        and isinstance(path, str)
+        and os.path.abspath(path) == os.path.abspath(sys.executable)
+    )
+
+
+def _local_imports_from_disk():
+    """Mitogen serves `ansible`, `ansible_mitogen` and the collections from the controller to the target's
+    interpreter, as source it minifies, and the target compiles (no bytecode cache): right for another machine,
+    0.3 s of the first task's 0.8 s here, where the target interpreter is the controller's own and reads the very same
+    files. For such a connection the target imports `ansible` and `ansible_mitogen` itself (from the same
+    site-packages, with their bytecode caches), and the modules Mitogen would push to it ahead are not pushed.
+    Collections (`ansible_collections`, found by Ansible's collection loader on the controller) and Mitogen itself
+    are still served. Every other connection is as Mitogen makes it."""
+    import mitogen.master
+    import mitogen.parent
+
+    if getattr(mitogen.parent.Connection.get_econtext_config, "coderstack", False):
+        return
+    get_config = mitogen.parent.Connection.get_econtext_config
+    forward_modules = mitogen.master.ModuleResponder.forward_modules
+    local_contexts = set()
+
+    def get_econtext_config(self):
+        config = get_config(self)
+        if _same_interpreter(self):
+            config["import_overrides"] = [
+                name for name in config["import_overrides"] if name not in ("ansible", "ansible_mitogen")
+            ]
+            local_contexts.add(self.context.context_id)
+        return config
+
+    def forward_modules_unless_local(self, context, fullnames):
+        if context.context_id not in local_contexts:
+            forward_modules(self, context, fullnames)
+
+    get_econtext_config.coderstack = True
+    mitogen.parent.Connection.get_econtext_config = get_econtext_config
+    mitogen.master.ModuleResponder.forward_modules = forward_modules_unless_local
+
+
 def _templating_once():
     """Ansible builds its Jinja lexer, and loads the Jinja filters and tests of ansible.builtin, on first use: in each
     task's worker process, forked anew for every task, so every task built and loaded them again (a few hundred
@@ -155,11 +208,115 @@ def _run_in_process(strategy, host, task, task_vars, play_context):
     )
 
 
+# Set once the warm-up has started (it is once per ansible-playbook run, at its first play).
+_WARMED = []
+
+
+def _warm_up_wanted():
+    return os.environ.get("CODERSTACK_WARM_UP", "1").lower() not in ("0", "false", "no", "off")
+
+
+class _Discard:
+    """The warm-up's results queue: what it reports is not a task's, and goes nowhere."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _warm_up_worker_class():
+    from ansible.executor.process.worker import WorkerProcess
+    from ansible.executor.task_executor import TaskExecutor
+    from ansible_collections.coderstack.platform.plugins.module_utils import preload
+
+    class WarmUpWorker(WorkerProcess):
+        """A worker as any task's, running `ansible.builtin.ping` (so Mitogen starts the target's interpreter with
+        the connection the tasks will use), then the target imports what the modules import."""
+
+        def _run(self):
+            executor = TaskExecutor(
+                self._host,
+                self._task,
+                self._task_vars,
+                self._play_context,
+                self._loader,
+                self._shared_loader_obj,
+                self._final_q,
+                self._variable_manager,
+            )
+            result = executor.run()
+            connection = getattr(executor, "_connection", None)
+            if result.get("failed") or result.get("unreachable") or not hasattr(connection, "get_chain"):
+                return  # the first real task meets the same problem and reports it
+            try:
+                chain = connection.get_chain()
+                for name in preload.MODULES:  # one call each: a task's module run may come between two
+                    chain.call(preload.import_module, name)
+            finally:
+                connection.close()
+
+    return WarmUpWorker
+
+
+def _warm_up(strategy, iterator, play_context):
+    """Once per run, at the start of the first play: for each of its hosts (up to `forks`), a worker process starts
+    the host's Mitogen interpreter and imports there what the modules will import (the kubernetes client, the
+    module_utils of kubernetes.core and of this collection), while this process goes on with the play. The first
+    tasks that run a module then find the interpreter ready instead of starting it (about 0.5 s) and importing (about
+    0.5 s). Its outcome is not a task's: no callback, no result; a failure is the first real task's to report."""
+    from ansible.playbook.block import Block
+    from ansible.playbook.task import Task
+    from ansible.plugins import loader as plugin_loader
+
+    _WARMED.append(True)
+    worker_class = _warm_up_worker_class()
+    hosts = strategy._inventory.get_hosts(iterator._play.hosts)
+    for host in hosts[: max(1, strategy._tqm._forks)]:
+        task = Task.load(
+            {"action": "ansible.builtin.ping", "name": "coderstack warm-up"},
+            block=Block(play=iterator._play),
+            variable_manager=strategy._variable_manager,
+            loader=strategy._loader,
+        )
+        task_vars = strategy._variable_manager.get_vars(
+            play=iterator._play,
+            host=host,
+            task=task,
+            _hosts=strategy._hosts_cache,
+            _hosts_all=strategy._hosts_cache_all,
+        )
+        worker = worker_class(
+            final_q=_Discard(),
+            task_vars=task_vars,
+            host=host,
+            task=task,
+            play_context=play_context,
+            loader=strategy._loader,
+            variable_manager=strategy._variable_manager,
+            shared_loader_obj=plugin_loader.get_plugin_loader_namespace(),
+            worker_id=-1,
+            cliargs=None,
+        )
+        worker.start()
+        _WARMED.append(worker)  # reaped by multiprocessing when it ends
+
+
 _Linear = strategy_loader.get("linear", class_only=True)
 _Mixin = _mitogen_mixin()
+if _Mixin:
+    _local_imports_from_disk()
 
 
-class StrategyModule(*((_Mixin,) if _Mixin else ()), _Linear):
+class _WarmUpLinear(_Linear):
+    """linear, which starts the warm-up at the start of the run's first play: below Mitogen's mixin, whose run() sets up
+    what a worker needs to reach Mitogen (the connection plug-ins, the connection multiplexer)."""
+
+    def run(self, iterator, play_context):
+        if not _WARMED and _warm_up_wanted():
+            _warm_up(self, iterator, play_context)
+        return super().run(iterator, play_context)
+
+
+class StrategyModule(*((_Mixin, _WarmUpLinear) if _Mixin else ()), _Linear):
     """linear (through Mitogen's mixin when it is there), prepared before the workers fork, with controller-only
     tasks run in this process."""
 

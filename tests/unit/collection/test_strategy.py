@@ -118,3 +118,38 @@ def test_controller_only_tasks_run_in_the_strategy_process_with_the_same_outcome
     assert "ok=13 " in here and "skipped=1 " in here and "unreachable=0" in here
     assert "PIDS 2 of 4" in forked
     assert here.replace("PIDS 1 of 4", "PIDS") == forked.replace("PIDS 2 of 4", "PIDS")
+
+
+def _warm_up_run(on: bool) -> dict:
+    import json
+
+    pytest.importorskip("ansible_mitogen")
+    playbook = Path(__file__).resolve().parents[2] / "fixtures" / "playbooks" / "warm_up.yml"
+    repo = Path(__file__).resolve().parents[3]
+    e = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), CODERSTACK_MITOGEN="1")
+    e.update(CODERSTACK_WARM_UP="1" if on else "0", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
+    cmd = ["ansible-playbook", str(playbook), "-i", "localhost,", "-c", "local"]
+    cmd += ["-e", f"ansible_python_interpreter={sys.executable}", "-e", json.dumps({"warm_up": on})]
+    out = subprocess.run(cmd, cwd=repo, env=e, capture_output=True, text=True, timeout=180, check=False)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    tasks = json.loads(out.stdout)["plays"][0]["tasks"]
+    first, later = (t["hosts"]["localhost"] for t in tasks)
+    return {
+        "first": first["imported"],
+        "later": later["imported"],
+        "origin": later["ansible_origin"],
+        "loader": later["ansible_loader"],
+    }
+
+
+def test_the_warm_up_imports_the_modules_imports_in_the_target_interpreter_ahead():
+    """At the first play, a worker starts the target's Mitogen interpreter and imports the kubernetes client and the
+    module_utils there; switched off (CODERSTACK_WARM_UP=0), the first module finds none of it, and nothing imports
+    it. Either way the target imports `ansible` from the controller's own files, not as source sent by Mitogen."""
+    import ansible
+
+    warmed, cold = _warm_up_run(True), _warm_up_run(False)
+    assert all(warmed["later"].values()), warmed
+    assert cold["first"] == {"kubernetes.dynamic": False} and not any(cold["later"].values()), cold
+    for state in (warmed, cold):
+        assert state["origin"] == ansible.__spec__.origin and state["loader"] == "SourceFileLoader", state

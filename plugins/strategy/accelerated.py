@@ -85,7 +85,7 @@ def _same_interpreter(connection):
     if isinstance(path, list):
         path = path[0] if len(path) == 1 else None
     return (
-        type(connection) is mitogen.parent.Connection  # "local": not ssh, sudo, a container, ...
+        connection.__class__ is mitogen.parent.Connection  # "local": not ssh, sudo, a container, ...
         and isinstance(path, str)
         and os.path.abspath(path) == os.path.abspath(sys.executable)
     )

@@ -153,3 +153,44 @@ def test_the_warm_up_imports_the_modules_imports_in_the_target_interpreter_ahead
     assert cold["first"] == {"kubernetes.dynamic": False} and not any(cold["later"].values()), cold
     for state in (warmed, cold):
         assert state["origin"] == ansible.__spec__.origin and state["loader"] == "SourceFileLoader", state
+
+
+CODE_CACHE = r"""
+from ansible._internal._templating._jinja_bits import AnsibleEnvironment
+from ansible.errors import AnsibleError
+from ansible.template import Templar, trust_as_template
+from ansible_collections.coderstack.platform.plugins.strategy import accelerated
+
+def render(template, **variables):
+    return Templar(variables=variables).template(trust_as_template(template))
+
+def renders():
+    out = [render("{{ x + 1 }}", x=1), render("{{ x + 1 }}", x=5), render("{{ x ~ '-' ~ y }}", x="a", y="b")]
+    out += [render("{{ 'a\\\\1' | regex_replace('a', 'b') }}"), render("{% if x %}{{ x }}{% endif %}", x=3)]
+    return out
+
+plain = renders()  # without the cache
+accelerated._template_code_cache()
+accelerated._template_code_cache()  # a second play: installed once
+parsed = []
+parse = AnsibleEnvironment._parse
+AnsibleEnvironment._parse = lambda self, source, *a, **k: parsed.append(str(source)) or parse(self, source, *a, **k)
+cached = renders()
+errors = 0
+for _ in range(2):
+    try:
+        render("{{ x + }}", x=1)
+    except AnsibleError:
+        errors += 1
+print(cached == plain, cached[:3], parsed.count("{{ x + 1 }}"), parsed.count("{{ x + }}"), errors)
+"""
+
+
+def test_a_template_string_is_compiled_once_and_rendered_with_each_tasks_variables():
+    """The code of a template string is kept (keyed on the string and the environment's compile settings): the same
+    string with other variables renders their values, without being parsed again, and every render is what it is
+    without the cache; one that fails to compile fails (and is parsed) every time."""
+    e = dict(os.environ, PYTHONPATH=COLLECTIONS, CODERSTACK_MITOGEN="0")
+    out = subprocess.run([sys.executable, "-c", CODE_CACHE], env=e, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "True [2, 6, 'a-b'] 1 2 2", out.stdout

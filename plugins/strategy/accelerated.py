@@ -18,6 +18,19 @@ description:
     collections). This strategy computes the list once per run, before the workers fork, and hands it to the planner.
   - Ansible builds its Jinja lexer and loads its Jinja filters and tests on first use, which is in each task's worker
     process; this strategy does both before the workers fork, so they inherit them (with and without Mitogen).
+  - Ansible compiles a template string each time it renders it; this strategy keeps the compiled code of each string
+    for the run (keyed on the string and the Jinja environment's compile settings), in its process and so in the
+    workers forked from it. Every render still gets its own template object, with its own variables.
+  - When a host's Mitogen interpreter is the controller's own Python (a local connection with
+    C(ansible_python_interpreter={{ ansible_playbook_python }}), as coderstack's inventories have), that interpreter
+    imports C(ansible) and C(ansible_mitogen) from the same files the controller runs (with their bytecode caches)
+    instead of receiving them from the controller as source to compile, and Mitogen does not push modules to it ahead.
+    Any other connection is as Mitogen makes it.
+  - At the start of a run's first play, a worker process starts each host's Mitogen interpreter (the connection the
+    tasks will use) and imports there, one module at a time, the libraries the modules import (the kubernetes client,
+    the module_utils of kubernetes.core and of this collection), while the play's first tasks run. It reports
+    nothing and counts as no task; a host it cannot reach is reported by the first real task. The environment variable
+    C(CODERSTACK_WARM_UP=0) switches it off.
   - Tasks whose action only computes on the controller (C(assert), C(debug), C(fail), C(set_fact),
     C(validate_argument_spec)), includes, and tasks their C(when) skips (no loop) run in the strategy's own process,
     on a copy of the task, instead of a worker process forked for each. The same executor, the same result on the

@@ -379,8 +379,10 @@ def _warm_up(strategy, iterator, play_context):
             worker_id=-1,
             cliargs=None,
         )
+        # daemonic: a warm-up still running when the run ends (a short --tags run) is stopped, not waited for
+        worker.daemon = True
         worker.start()
-        _WARMED.append(worker)  # reaped by multiprocessing when it ends
+        _WARMED.append(worker)
 
 
 _Linear = strategy_loader.get("linear", class_only=True)
@@ -395,7 +397,10 @@ class _WarmUpLinear(_Linear):
 
     def run(self, iterator, play_context):
         if not _WARMED and _warm_up_wanted():
-            _warm_up(self, iterator, play_context)
+            try:
+                _warm_up(self, iterator, play_context)
+            except Exception as e:  # noqa: BLE001 - only a warm-up: the run is as correct without it
+                _display.vvv(f"coderstack.platform.accelerated: no warm-up: {e}")
         return super().run(iterator, play_context)
 
 

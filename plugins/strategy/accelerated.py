@@ -213,7 +213,10 @@ def _template_code_cache():
             or _jinja_bits._CompileStateSmugglingCtx.current(optional=True)
         ):
             return compile_source(self, source, name, filename, raw, defer_init)
-        key = (str(source), defer_init, settings(self))
+        try:
+            key = (str(source), defer_init, settings(self))
+        except Exception:  # noqa: BLE001 - an environment this does not know: compiled as Ansible does
+            return compile_source(self, source, name, filename, raw, defer_init)
         code = codes.get(key)
         if code is None:
             code = compile_source(self, source, name, filename, raw, defer_init)
@@ -412,7 +415,10 @@ class StrategyModule(*((_Mixin, _WarmUpLinear) if _Mixin else ()), _Linear):
         if _Mixin:
             _collection_dirs_once()  # in this process, before any task's worker is forked
         _templating_once()
-        _template_code_cache()
+        try:
+            _template_code_cache()
+        except Exception as e:  # noqa: BLE001 - an ansible-core this does not know: templates compile as before
+            _display.vvv(f"coderstack.platform.accelerated: template code is not kept: {e}")
         return super().run(iterator, play_context)
 
     def _queue_task(self, host, task, task_vars, play_context):

@@ -194,3 +194,23 @@ def test_a_template_string_is_compiled_once_and_rendered_with_each_tasks_variabl
     out = subprocess.run([sys.executable, "-c", CODE_CACHE], env=e, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "True [2, 6, 'a-b'] 1 2 2", out.stdout
+
+
+PRELOAD = r"""
+import os
+from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+
+_AnsibleCollectionFinder(paths=[os.environ["COLLECTIONS"]], scan_sys_paths=True)._install()
+from ansible_collections.coderstack.platform.plugins.module_utils import preload
+
+print([name for name in preload.MODULES if not preload.import_module(name)], preload.import_module("no.such.module"))
+"""
+
+
+def test_every_module_the_warm_up_imports_exists():
+    """The warm-up's list names modules of the kubernetes client, kubernetes.core and this collection: each one
+    imports here (a release that renames one would leave it silently unwarmed)."""
+    e = dict(os.environ, COLLECTIONS=COLLECTIONS)
+    out = subprocess.run([sys.executable, "-c", PRELOAD], env=e, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[] False", out.stdout

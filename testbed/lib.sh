@@ -78,11 +78,20 @@ TESTBED_REGISTRY="$TESTBED_NODE_IP:$TESTBED_REGISTRY_PORT"
 export TESTBED_BRIDGE TESTBED_NODE_IP TESTBED_POD_CIDR TESTBED_SERVICE_CIDR TESTBED_KWOK_CIDR TESTBED_DNS_IP \
   TESTBED_INGRESS_IP TESTBED_DOMAIN_ZONE TESTBED_NODE_NAME TESTBED_REGISTRY
 
+# running PID: the process exists and is not a zombie (a daemon killed with SIGKILL stays one until its reaper, not
+# always prompt, collects it: `kill -0` alone would call it running)
+running() {
+  local state_of
+  kill -0 "$1" 2>/dev/null || return 1
+  state_of=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  [ "$state_of" != Z ]
+}
+
 # start_daemon NAME CMD...: run CMD in the background, logs in $state/logs/NAME.log, pid in $state/pids/NAME.pid
 start_daemon() {
   local name=$1; shift
   mkdir -p "$state/logs" "$state/pids"
-  if [ -f "$state/pids/$name.pid" ] && kill -0 "$(cat "$state/pids/$name.pid")" 2>/dev/null; then
+  if [ -f "$state/pids/$name.pid" ] && running "$(cat "$state/pids/$name.pid")"; then
     log "$name already running (pid $(cat "$state/pids/$name.pid"))"; return 0
   fi
   setsid "$@" >>"$state/logs/$name.log" 2>&1 < /dev/null &

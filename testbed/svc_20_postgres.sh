@@ -25,7 +25,7 @@ as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 psql_admin() { as_pg "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -d postgres "$@"; }
 ready() { as_pg "$pgbin/pg_isready" -q -h "$sock" -p "$port"; }
 # stops the wait early when the server process is gone (bad config, port taken)
-ready_or_dead() { ready || ! kill -0 "$(cat "$state/pids/postgres.pid" 2>/dev/null || echo 0)" 2>/dev/null; }
+ready_or_dead() { ready || ! running "$(cat "$state/pids/postgres.pid" 2>/dev/null || echo 0)"; }
 
 ensure_db() {
   local pw; pw=$(cat "$pwfile")

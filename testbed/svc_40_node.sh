@@ -181,7 +181,7 @@ start() {
 
 # Everything a node leaves on the host, in the order that lets each step succeed.
 stop() {
-  if [ -S "$sock" ] && kill -0 "$(cat "$state/pids/containerd.pid" 2>/dev/null || echo 0)" 2>/dev/null; then
+  if [ -S "$sock" ] && running "$(cat "$state/pids/containerd.pid" 2>/dev/null || echo 0)"; then
     stop_daemon kubelet
     # end every container of this node
     local ids

@@ -51,9 +51,14 @@ from ansible.utils.display import Display
 _display = Display()
 
 
+def _switched_off(variable):
+    """True when the environment variable (a switch of this strategy, on by default) says 0, false, no or off."""
+    return os.environ.get(variable, "1").lower() in ("0", "false", "no", "off")
+
+
 def _mitogen_mixin():
     """Mitogen's strategy mixin, or None when Mitogen is not wanted or not installed."""
-    if os.environ.get("CODERSTACK_MITOGEN", "1").lower() in ("0", "false", "no", "off"):
+    if _switched_off("CODERSTACK_MITOGEN"):
         return None
     try:
         import ansible_mitogen.loaders  # patches the plugin loaders first
@@ -239,7 +244,7 @@ _IN_PROCESS = frozenset(
 
 def _in_process_wanted(task, task_vars):
     """A controller-only action, or any task its `when` skips (the executor then only evaluates that condition)."""
-    if os.environ.get("CODERSTACK_IN_PROCESS", "1").lower() in ("0", "false", "no", "off"):
+    if _switched_off("CODERSTACK_IN_PROCESS"):
         return False
     if task.delegate_to or task.async_val:
         return False
@@ -296,10 +301,6 @@ def _run_in_process(strategy, host, task, task_vars, play_context):
 
 # Set once the warm-up has started (it is once per ansible-playbook run, at its first play).
 _WARMED = []
-
-
-def _warm_up_wanted():
-    return os.environ.get("CODERSTACK_WARM_UP", "1").lower() not in ("0", "false", "no", "off")
 
 
 class _Discard:
@@ -399,7 +400,7 @@ class _WarmUpLinear(_Linear):
     what a worker needs to reach Mitogen (the connection plug-ins, the connection multiplexer)."""
 
     def run(self, iterator, play_context):
-        if not _WARMED and _warm_up_wanted():
+        if not _WARMED and not _switched_off("CODERSTACK_WARM_UP"):
             try:
                 _warm_up(self, iterator, play_context)
             except Exception as e:  # noqa: BLE001 - only a warm-up: the run is as correct without it

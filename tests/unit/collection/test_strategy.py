@@ -96,16 +96,23 @@ def test_the_jinja_lexer_and_filters_are_ready_before_the_workers_fork():
     assert out.stdout.split() == ["0", "1", "0", "True"], out.stdout + out.stderr
 
 
-def _in_process_run(on: bool) -> str:
-    playbook = Path(__file__).resolve().parents[2] / "fixtures" / "playbooks" / "in_process.yml"
+def _run_fixture(playbook: str, env: dict, *extra_vars: str, timeout: int = 120) -> str:
+    """ansible-playbook on tests/fixtures/playbooks/<playbook> against localhost, with this repo's ansible.cfg (so
+    the strategy) and `env` added to the environment; its stdout, the run having succeeded."""
     repo = Path(__file__).resolve().parents[3]
-    e = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), CODERSTACK_IN_PROCESS="1" if on else "0")
-    e.update(ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    cmd = ["ansible-playbook", str(playbook), "-i", "localhost,", "-c", "local"]
-    cmd += ["-e", f"ansible_python_interpreter={sys.executable}"]
-    out = subprocess.run(cmd, cwd=repo, env=e, capture_output=True, text=True, timeout=120, check=False)
+    e = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), **env)
+    cmd = ["ansible-playbook", str(repo / "tests" / "fixtures" / "playbooks" / playbook), "-i", "localhost,"]
+    cmd += ["-c", "local", "-e", f"ansible_python_interpreter={sys.executable}"]
+    for extra in extra_vars:
+        cmd += ["-e", extra]
+    out = subprocess.run(cmd, cwd=repo, env=e, capture_output=True, text=True, timeout=timeout, check=False)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     return out.stdout
+
+
+def _in_process_run(on: bool) -> str:
+    env = {"CODERSTACK_IN_PROCESS": "1" if on else "0", "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+    return _run_fixture("in_process.yml", env)
 
 
 def test_controller_only_tasks_run_in_the_strategy_process_with_the_same_outcome():
@@ -124,15 +131,10 @@ def _warm_up_run(on: bool) -> dict:
     import json
 
     pytest.importorskip("ansible_mitogen")
-    playbook = Path(__file__).resolve().parents[2] / "fixtures" / "playbooks" / "warm_up.yml"
-    repo = Path(__file__).resolve().parents[3]
-    e = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), CODERSTACK_MITOGEN="1")
-    e.update(CODERSTACK_WARM_UP="1" if on else "0", ANSIBLE_STDOUT_CALLBACK="ansible.posix.json")
-    cmd = ["ansible-playbook", str(playbook), "-i", "localhost,", "-c", "local"]
-    cmd += ["-e", f"ansible_python_interpreter={sys.executable}", "-e", json.dumps({"warm_up": on})]
-    out = subprocess.run(cmd, cwd=repo, env=e, capture_output=True, text=True, timeout=180, check=False)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    tasks = json.loads(out.stdout)["plays"][0]["tasks"]
+    env = {"CODERSTACK_MITOGEN": "1", "CODERSTACK_WARM_UP": "1" if on else "0"}
+    env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.posix.json"
+    out = _run_fixture("warm_up.yml", env, json.dumps({"warm_up": on}), timeout=180)
+    tasks = json.loads(out)["plays"][0]["tasks"]
     first, later = (t["hosts"]["localhost"] for t in tasks)
     return {
         "first": first["imported"],

@@ -1,11 +1,12 @@
 # coderstack workspace entrypoint (seed 000's bootstrap.fish):
 #   create the project dirs, copy the fish config once, install Linuxbrew once (first start),
-#   start dockerd in the background (root only), exec code-server on :9069 without auth.
+#   start dockerd in the background (root only), exec code-server on 127.0.0.1:9069 without its own auth: only
+#   processes in the pod reach it, and Coder's app proxy (through the agent, which connects to localhost) is the door.
 # Environment (all optional):
 #   CODERSTACK_LINUXBREW=0              skip the Linuxbrew install (tests, air-gapped clusters)
 #   CODERSTACK_LINUXBREW_INSTALL_URL    the Homebrew install script (default: Homebrew's GitHub)
 #   CODERSTACK_DOCKERD=0                do not start dockerd
-#   CODE_SERVER_BIND_ADDR               default 0.0.0.0:9069
+#   CODE_SERVER_BIND_ADDR               default 127.0.0.1:9069 (loopback: code-server has no auth of its own here)
 cd $HOME
 
 mkdir -p projects .config/fish
@@ -35,6 +36,6 @@ else if command -q dockerd
 end
 
 set -q CODE_SERVER_BIND_ADDR
-or set CODE_SERVER_BIND_ADDR 0.0.0.0:9069
+or set CODE_SERVER_BIND_ADDR 127.0.0.1:9069
 echo "starting code server on $CODE_SERVER_BIND_ADDR"
 exec code-server --bind-addr $CODE_SERVER_BIND_ADDR --auth none --disable-telemetry --disable-update-check projects

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything coderstack's testbed and tests need, idempotently:
-#   Debian packages (testbed/apt-packages.txt), the Python venv (.venv, requirements.txt), ansible-test's venv,
+#   Debian packages (testbed/apt-packages.txt), the Python venv (.venv, requirements-dev.txt: the runtime requirements.txt plus tests and linters), ansible-test's venv,
 #   and the testbed binaries built from the Go module proxy (testbed/build*.sh, cached).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,11 +23,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  say "creating .venv from requirements.txt"
+  say "creating .venv from requirements-dev.txt (and requirements.txt)"
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
   echo "$want" >"$stamp"
 fi
 

@@ -95,8 +95,12 @@ variable "bootstrap_command" {
 
 variable "code_server_port" {
   type        = number
-  description = "Port code-server listens on inside the workspace (the base image's bootstrap uses 9069)."
+  description = "Port code-server listens on, on the workspace's loopback only (the base image's bootstrap reads it from CODE_SERVER_BIND_ADDR; default 9069)."
   default     = 9069
+  validation {
+    condition     = var.code_server_port >= 1024 && var.code_server_port <= 65535 && floor(var.code_server_port) == var.code_server_port
+    error_message = "code_server_port must be a port number from 1024 to 65535."
+  }
 }
 
 variable "home_disk_size" {
@@ -346,6 +350,12 @@ resource "kubernetes_pod" "main" {
         # read by the image's bootstrap.fish
         name  = "CODERSTACK_LINUXBREW"
         value = var.linuxbrew ? "1" : "0"
+      }
+      env {
+        # read by the image's bootstrap.fish: code-server (no auth of its own) listens on the pod's loopback only;
+        # Coder's app proxy reaches it through the agent, which connects to localhost
+        name  = "CODE_SERVER_BIND_ADDR"
+        value = "127.0.0.1:${var.code_server_port}"
       }
       security_context {
         # docker-in-docker needs a privileged container; opt-in per template (variable "privileged").

@@ -73,6 +73,16 @@ variable "storage_class" {
   default     = ""
 }
 
+variable "max_home_disk_size" {
+  type        = number
+  description = "Largest home volume (GiB) a user may choose (parameter home_disk_size); keep it within the workspace namespace's LimitRange (coderstack: namespaces_workspace_volume_max_size)."
+  default     = 100
+  validation {
+    condition     = var.max_home_disk_size >= 1
+    error_message = "max_home_disk_size must be at least 1 (GiB)."
+  }
+}
+
 variable "coder_internal_url" {
   type        = string
   description = "In-cluster Coder URL for the agent when the access URL uses a self-signed certificate; empty: the access URL."
@@ -152,9 +162,11 @@ data "coder_parameter" "home_disk_size" {
   icon         = "/emojis/1f4be.png"
   mutable      = false
   order        = 3
+  # bounded by the admin (template variable max_home_disk_size); the namespace's LimitRange is the backstop
   validation {
-    min = 1
-    max = 99999
+    min   = 1
+    max   = var.max_home_disk_size
+    error = "The home disk must be from {min} to {max} GiB on this deployment."
   }
 }
 
@@ -221,12 +233,13 @@ locals {
   EOT
   startup_sh = <<-EOT
     set -e
-    # code-server on :13337
+    # code-server on 127.0.0.1:13337: it has no auth of its own, so only the pod's loopback (the agent, which Coder's
+    # app proxy goes through) reaches it
     if ! command -v code-server >/dev/null 2>&1 && [ ! -x /tmp/code-server/bin/code-server ]; then
       curl -fsSL ${var.code_server_install_url} | sh -s -- --method=standalone --prefix=/tmp/code-server
     fi
     CS=$(command -v code-server || echo /tmp/code-server/bin/code-server)
-    nohup "$CS" --auth none --port 13337 >/tmp/code-server.log 2>&1 &
+    nohup "$CS" --auth none --bind-addr 127.0.0.1:13337 >/tmp/code-server.log 2>&1 &
     # Ollama: installed once per pod, started in the background, the chosen model pulled in the background.
     if [ "${var.ollama_install}" != true ]; then
       echo "ollama: skipped (template variable ollama_install = false)"

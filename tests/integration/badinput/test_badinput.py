@@ -120,6 +120,28 @@ CASES = [
         "coderstack_tls_secret names Secret coder/coder-db-url, which lacks key(s) tls.crt/tls.key",
     ),
     ("kubeconfig-missing", {"coderstack_kubeconfig": "/nonexistent/kubeconfig"}, "coderstack_kubeconfig"),
+    # the locked doors: limits, egress ports, the shared namespace, transport
+    ("quota-not-quantity", {"namespaces_workspace_quota": {"pods": "lots"}}, "namespaces_workspace_quota"),
+    (
+        "container-limits-kind",
+        {"namespaces_workspace_container_limits": {"maximum": {"memory": "1Gi"}}},
+        "namespaces_workspace_container_limits",
+    ),
+    ("volume-bound", {"namespaces_workspace_volume_max_size": "200 GB"}, "namespaces_workspace_volume_max_size"),
+    ("priority-too-high", {"namespaces_platform_priority": 2000000000}, "namespaces_platform_priority"),
+    ("priority-class-system", {"coderstack_priority_class": "system-coder"}, "coderstack_priority_class"),
+    ("ingress-port", {"namespaces_ingress_controller_ports": [70000]}, "namespaces_ingress_controller_ports"),
+    (
+        "dind-in-platform-namespace",
+        {"coderstack_workspace_namespace": "coder"},
+        "coder_templates_dind_privileged is true and coderstack_workspace_namespace is the platform namespace",
+    ),
+    (
+        "secure-cookie-over-http",
+        {"coder_access_url": "http://coder.testbed.local", "coder_secure_auth_cookie": True},
+        "coder_secure_auth_cookie is true but coder_access_url http://coder.testbed.local is not https",
+    ),
+    ("hsts-negative", {"coder_strict_transport_security": "-1"}, "coder_strict_transport_security"),
     # unsupported versions
     ("helm-too-old", {"preflight_helm_min_version": "9.0.0"}, "is not supported: need major"),
 ]

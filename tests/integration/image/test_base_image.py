@@ -171,9 +171,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_bootstrap_starts_code_server_answering_healthz(first_run, podman_env):
-    """bootstrap.fish: project dirs, fish config, code-server on :9069 (Linuxbrew off by its variable).
+def test_bootstrap_starts_code_server_on_loopback_only(first_run, podman_env):
+    """bootstrap.fish: project dirs, fish config, code-server on 127.0.0.1:9069 (Linuxbrew off by its variable).
 
+    code-server runs without auth of its own, so it listens on the pod's loopback only: a process in the container
+    gets its /healthz (the positive control: what Coder's agent does), the container's published port gets nothing.
     dockerd is switched off too: it needs a privileged container, which this test does not grant.
     """
     _, ref = first_run
@@ -186,20 +188,26 @@ def test_bootstrap_starts_code_server_answering_healthz(first_run, podman_env):
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 90
-        body, last = None, None
+        inside = None
         while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as resp:
-                    body = json.loads(resp.read())
-                    break
-            except OSError as exc:  # not up yet
-                last = exc
-                time.sleep(1)
+            inside = sh(
+                "podman", "exec", name, "curl", "-fsS", "--max-time", "3", "http://127.0.0.1:9069/healthz",
+                env=podman_env, check=False,
+            )  # fmt: skip
+            if inside.returncode == 0:
+                break
+            time.sleep(1)
         logs = sh("podman", "logs", name, env=podman_env, check=False).stdout
-        assert body is not None, f"no /healthz answer on :9069 ({last}); container log:\n{logs}"
-        assert body.get("status") in ("alive", "expired"), body
+        assert inside is not None and inside.returncode == 0, f"no /healthz answer inside ({inside}); log:\n{logs}"
+        assert json.loads(inside.stdout).get("status") in ("alive", "expired"), inside.stdout
         assert "linuxbrew: skipped" in logs
-        assert "starting code server on 0.0.0.0:9069" in logs
+        assert "starting code server on 127.0.0.1:9069" in logs
+        # the door: the same server, through the container's own address (the published port), does not answer
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=3) as resp:
+                pytest.fail(f"code-server answered on the container's address: {resp.status} {resp.read()[:200]!r}")
+        except OSError:
+            pass
         files = sh("podman", "exec", name, "ls", "/root/projects", "/root/.config/fish/config.fish", env=podman_env)
         assert "config.fish" in files.stdout
     finally:

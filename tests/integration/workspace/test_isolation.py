@@ -21,6 +21,7 @@ import uuid
 
 import pytest
 from helpers.modules import run_module
+from helpers.pods import connects, pod_manifest, run_pod, workspace_image
 
 pytestmark = pytest.mark.slow
 PLATFORM = "coder"
@@ -29,62 +30,6 @@ CODER_SA = f"system:serviceaccount:{PLATFORM}:coder"
 LISTEN_PORT = 18080
 # node is in the workspace image (code-server's runtime): a minimal HTTP listener without extra packages
 LISTENER = f"node -e \"require('http').createServer((q, r) => r.end('ok')).listen({LISTEN_PORT})\""
-
-
-def workspace_image(kube) -> str:
-    from kubernetes import client
-
-    return client.CoreV1Api(kube).read_namespaced_pod("coder-carol-dev", WORKSPACES).spec.containers[0].image
-
-
-def pod_manifest(name: str, namespace: str, image: str, command: str, **spec) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/name": "isolation-test"}},
-        "spec": {
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 0,
-            "automountServiceAccountToken": False,
-            "containers": [{"name": "c", "image": image, "command": ["sh", "-c", command]}],
-            **spec,
-        },
-    }
-
-
-def run_pod(kube, namespace: str, image: str, command: str) -> object:
-    """Create a pod and wait until it runs; returns the pod object (deleted by the fixture's cleanup)."""
-    from kubernetes import client
-
-    core = client.CoreV1Api(kube)
-    name = f"isolation-{uuid.uuid4().hex[:6]}"
-    core.create_namespaced_pod(namespace, pod_manifest(name, namespace, image, command))
-    deadline = time.monotonic() + 120
-    while True:
-        pod = core.read_namespaced_pod(name, namespace)
-        if pod.status.phase == "Running" and pod.status.pod_ip:
-            return pod
-        assert pod.status.phase in ("Pending", "Running"), f"pod {namespace}/{name}: {pod.status}"
-        assert time.monotonic() < deadline, f"pod {namespace}/{name} did not start: {pod.status}"
-        time.sleep(1)
-
-
-def connects(kube, pod, host: str, port: int) -> bool:
-    """A TCP connection from the pod to host:port opens within 4 s (bash's /dev/tcp, as any client would)."""
-    from kubernetes import client
-    from kubernetes.stream import stream
-
-    script = f"timeout 4 bash -c 'exec 3<>/dev/tcp/{host}/{port}' && echo OPEN || echo CLOSED"
-    out = stream(
-        client.CoreV1Api(kube).connect_get_namespaced_pod_exec,
-        pod.metadata.name,
-        pod.metadata.namespace,
-        command=["sh", "-c", script],
-        stderr=True,
-        stdout=True,
-    )
-    assert "OPEN" in out or "CLOSED" in out, out
-    return "OPEN" in out
 
 
 @pytest.fixture(scope="module")
@@ -224,3 +169,225 @@ def test_workspace_image_outside_the_registry_is_refused(converged, testbed, kub
         assert "this deployment allows only images from its own registry" in res["msg"], res["msg"]
     finally:
         run_module("coderstack.platform.coder_workspace", dict(args, state="absent"))
+
+
+# --- Every door locked by default (issue 24): each "cannot" beside its positive control ---------------------------
+
+CARE_POD = "coder-carol-dev"
+CODE_SERVER_PORT = 9069
+HOST_PORT = 18081
+# addresses the test puts on the testbed's bridge for the time of the test, with a listener on each: one stands for
+# the internet (TEST-NET-2, outside every denied range), one for the cloud metadata service
+INTERNET_STANDIN = "198.51.100.7"
+METADATA = "169.254.169.254"
+
+
+def carol_pod(kube):
+    from kubernetes import client
+
+    return client.CoreV1Api(kube).read_namespaced_pod(CARE_POD, WORKSPACES)
+
+
+def exec_in(kube, pod, script: str) -> str:
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    return stream(
+        client.CoreV1Api(kube).connect_get_namespaced_pod_exec,
+        pod.metadata.name,
+        pod.metadata.namespace,
+        container=pod.spec.containers[0].name,
+        command=["sh", "-c", script],
+        stderr=True,
+        stdout=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def host_listeners():
+    """TCP listeners on the host at a stand-in internet address and at the metadata address (on bridge cstb0, where
+    the pods' default route goes), removed again after the module."""
+    import socket
+    import subprocess
+    import threading
+
+    added, servers = [], []
+    try:
+        for address in (INTERNET_STANDIN, METADATA):
+            subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "cstb0"], check=True, capture_output=True)
+            added.append(address)
+            srv = socket.create_server((address, HOST_PORT))
+            servers.append(srv)
+
+            def serve(s=srv):
+                while True:
+                    try:
+                        conn, _ = s.accept()
+                    except OSError:
+                        return
+                    conn.close()
+
+            threading.Thread(target=serve, daemon=True).start()
+        yield
+    finally:
+        for srv in servers:
+            srv.close()
+        for address in added:
+            subprocess.run(["ip", "addr", "del", f"{address}/32", "dev", "cstb0"], check=False, capture_output=True)
+
+
+def test_code_server_is_closed_from_the_node_and_other_pods(kube, pods):
+    import socket
+
+    pod = carol_pod(kube)
+    # control: inside the workspace (where Coder's agent connects from) code-server answers on loopback
+    out = exec_in(kube, pod, f"curl -fsS --max-time 4 http://127.0.0.1:{CODE_SERVER_PORT}/healthz && echo ANSWERED")
+    assert "ANSWERED" in out, out
+    # the door: the pod's own address, from the node (policies never filter the node) and from a pod of a namespace
+    # without policies
+    with pytest.raises(OSError):
+        socket.create_connection((pod.status.pod_ip, CODE_SERVER_PORT), timeout=4).close()
+    assert not connects(kube, pods["other"], pod.status.pod_ip, CODE_SERVER_PORT)
+    # control for the probe: the same node-to-pod path reaches a listener on the pod address
+    socket.create_connection((pods["listener"].status.pod_ip, LISTEN_PORT), timeout=4).close()
+
+
+def test_workspace_egress_reaches_only_the_http_ports_of_coder_and_the_ingress(kube, pods):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    [traefik] = core.list_namespaced_pod("traefik").items
+    coder_ip = core.list_namespaced_pod(PLATFORM, label_selector="app.kubernetes.io/name=coder").items[0].status.pod_ip
+    ws, other = pods["ws"], pods["other"]
+    assert connects(kube, ws, coder_ip, 8080)  # Coder's HTTP port
+    assert connects(kube, ws, traefik.status.pod_ip, 8443)  # the access URL through the ingress controller
+    # Traefik's ping/metrics entry point: closed to workspaces, open to a pod without policies
+    assert connects(kube, other, traefik.status.pod_ip, 9000)
+    assert not connects(kube, ws, traefik.status.pod_ip, 9000)
+
+
+def test_workspace_egress_misses_the_api_server_and_the_node(testbed, kube, pods):
+    ws, other = pods["ws"], pods["other"]
+    for host, port in (("kubernetes.default.svc.cluster.local", 443), (testbed.node_ip, 10250)):
+        assert connects(kube, other, host, port), f"control: {host}:{port} from a namespace without policies"
+        assert not connects(kube, ws, host, port), f"a workspace reached {host}:{port}"
+
+
+def test_workspace_egress_reaches_the_internet_but_not_the_metadata_address(kube, pods, host_listeners):
+    ws, other = pods["ws"], pods["other"]
+    assert connects(kube, ws, INTERNET_STANDIN, HOST_PORT)
+    assert connects(kube, other, METADATA, HOST_PORT)
+    assert not connects(kube, ws, METADATA, HOST_PORT)
+
+
+def test_egress_policy_denies_private_link_local_and_metadata_ranges_in_both_families(kube):
+    import ipaddress
+
+    from kubernetes import client
+
+    policy = client.NetworkingV1Api(kube).read_namespaced_network_policy("coderstack-workspaces-egress", WORKSPACES)
+    blocks = [peer.ip_block for rule in policy.spec.egress for peer in rule.to or [] if peer.ip_block]
+    by_family = {
+        ipaddress.ip_network(b.cidr).version: [ipaddress.ip_network(e) for e in b._except or []] for b in blocks
+    }
+    assert set(by_family) == {4, 6}, blocks
+    for address in ("169.254.169.254", "10.1.2.3", "192.168.1.1", "127.0.0.1", "fd00:ec2::254", "fe80::1", "::1"):
+        ip = ipaddress.ip_address(address)
+        assert any(ip in net for net in by_family[ip.version]), f"{address} is not denied: {blocks}"
+    for address in ("198.51.100.7", "2001:db8::1"):  # public addresses stay open
+        ip = ipaddress.ip_address(address)
+        assert not any(ip in net for net in by_family[ip.version]), f"{address} is denied: {blocks}"
+
+
+def test_coder_sends_a_secure_cookie_hsts_and_no_blanket_cors(testbed, kube):
+    import requests
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    secret = core.read_namespaced_secret("coder-user-carol", PLATFORM).data
+    email, password = (base64.b64decode(secret[k]).decode() for k in ("email", "password"))
+    resp = requests.post(
+        f"{testbed.coder_url}/api/v2/users/login",
+        json={"email": email, "password": password},
+        headers={"Origin": "https://evil.example"},
+        verify=str(testbed.coder_ca),
+        timeout=30,
+    )
+    assert resp.status_code == 201, resp.text
+    cookie = next((c for c in resp.raw.headers.getlist("Set-Cookie") if c.startswith("coder_session_token=")), None)
+    assert cookie is not None, resp.headers
+    assert "secure" in [part.strip().lower() for part in cookie.split(";")], cookie
+    assert resp.headers.get("Strict-Transport-Security", "").startswith("max-age=31536000"), resp.headers
+    assert resp.headers.get("Access-Control-Allow-Origin") not in ("*", "https://evil.example"), resp.headers
+    requests.post(
+        f"{testbed.coder_url}/api/v2/users/logout",
+        headers={"Coder-Session-Token": resp.json()["session_token"]},
+        verify=str(testbed.coder_ca),
+        timeout=30,
+    )
+
+
+def test_workspace_containers_get_an_ephemeral_storage_limit_and_the_platform_a_higher_priority(kube):
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    pod = carol_pod(kube)
+    limits = pod.spec.containers[0].resources.limits
+    assert limits.get("ephemeral-storage") == "10Gi", limits  # the LimitRange's default
+    assert limits.get("memory") == "2Gi", limits  # the template's own limit is kept
+    assert (pod.spec.priority or 0) == 0
+    for name in (
+        "coder-db-0",
+        core.list_namespaced_pod(PLATFORM, label_selector="app.kubernetes.io/name=coder").items[0].metadata.name,
+    ):
+        platform = core.read_namespaced_pod(name, PLATFORM)
+        assert (platform.spec.priority_class_name, platform.spec.priority) == ("coderstack-platform", 1000000), name
+
+
+def _pod(name: str, image: str, memory_limits: list[str]) -> dict:
+    manifest = pod_manifest(name, WORKSPACES, image, "true")
+    manifest["spec"]["containers"] = [
+        {"name": f"c{i}", "image": image, "command": ["true"], "resources": {"limits": {"memory": m}}}
+        for i, m in enumerate(memory_limits)
+    ]
+    return manifest
+
+
+def test_a_workspace_beyond_the_quota_or_the_container_bounds_is_refused(kube):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(kube)
+    image = workspace_image(kube)
+    # control: a workspace-sized pod is admitted (dry run: admission runs, nothing is stored)
+    core.create_namespaced_pod(WORKSPACES, _pod("quota-ok", image, ["60Gi"]), dry_run="All")
+    # each container within the per-container maximum, together beyond the namespace's memory quota (256Gi)
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(WORKSPACES, _pod("quota-over", image, ["60Gi"] * 5), dry_run="All")
+    assert refused.value.status == 403 and "exceeded quota: coderstack-workspaces" in refused.value.body, (
+        refused.value.body
+    )
+    # one container beyond the per-container maximum (64Gi)
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(WORKSPACES, _pod("limit-over", image, ["100Gi"]), dry_run="All")
+    assert refused.value.status == 403 and "maximum memory usage per Container is 64Gi" in refused.value.body
+
+
+def test_a_claim_beyond_the_volume_bound_is_refused(kube):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(kube)
+
+    def claim(size: str) -> dict:
+        return {
+            "metadata": {"name": f"bound-{size.lower()}"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
+        }
+
+    core.create_namespaced_persistent_volume_claim(WORKSPACES, claim("1Gi"), dry_run="All")  # control
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_persistent_volume_claim(WORKSPACES, claim("300Gi"), dry_run="All")
+    assert (
+        refused.value.status == 403 and "maximum storage usage per PersistentVolumeClaim is 200Gi" in refused.value.body
+    )

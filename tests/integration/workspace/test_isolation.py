@@ -327,21 +327,24 @@ def test_coder_sends_a_secure_cookie_hsts_and_no_blanket_cors(testbed, kube):
     )
 
 
-def test_workspace_containers_get_an_ephemeral_storage_limit_and_the_platform_a_higher_priority(kube):
+def test_the_platform_runs_above_workspaces_and_limitless_containers_get_defaults(kube):
     from kubernetes import client
 
     core = client.CoreV1Api(kube)
     pod = carol_pod(kube)
-    limits = pod.spec.containers[0].resources.limits
-    assert limits.get("ephemeral-storage") == "10Gi", limits  # the LimitRange's default
-    assert limits.get("memory") == "2Gi", limits  # the template's own limit is kept
+    assert pod.spec.containers[0].resources.limits.get("memory") == "2Gi"  # the template's own limit is kept
     assert (pod.spec.priority or 0) == 0
-    for name in (
-        "coder-db-0",
-        core.list_namespaced_pod(PLATFORM, label_selector="app.kubernetes.io/name=coder").items[0].metadata.name,
-    ):
+    coder = core.list_namespaced_pod(PLATFORM, label_selector="app.kubernetes.io/name=coder").items[0].metadata.name
+    for name in ("coder-db-0", coder):
         platform = core.read_namespaced_pod(name, PLATFORM)
         assert (platform.spec.priority_class_name, platform.spec.priority) == ("coderstack-platform", 1000000), name
+    # a container that sets nothing gets the LimitRange's defaults (dry run: admission runs, nothing is stored)
+    bare = pod_manifest("limits-default", WORKSPACES, workspace_image(kube), "true")
+    admitted = core.create_namespaced_pod(WORKSPACES, bare, dry_run="All").spec.containers[0].resources
+    assert (admitted.limits, admitted.requests) == (
+        {"cpu": "2", "memory": "4Gi"},
+        {"cpu": "100m", "memory": "256Mi"},
+    ), admitted
 
 
 def _pod(name: str, image: str, memory_limits: list[str]) -> dict:

@@ -1,5 +1,5 @@
-"""The shared validation vocabulary (plugins/test/k8s_quantity.py): what Kubernetes takes as a quantity, as a value comes
-from group_vars (integers, strings) and from the command line (`-e key=value`: always strings)."""
+"""The shared validation vocabulary (plugins/test/k8s_quantity.py): what Kubernetes takes as a quantity, as a value
+comes from group_vars (integers, strings) and from the command line (`-e key=value`: always strings)."""
 
 from __future__ import annotations
 

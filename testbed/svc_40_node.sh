@@ -167,15 +167,21 @@ start() {
   # restarted when it exits, as systemd does on a real node (it exits by design when its config file changes)
   start_daemon kube-proxy bash -c 'while :; do "$@"; echo "kube-proxy exited ($?), restarting in 2 s" >&2; sleep 2; done' \
     kube-proxy kube-proxy --config "$dir/kube-proxy/config.yaml" --v=1
+  wait_for "node $node to be Ready" 120 node_ready \
+    || { kubectl describe node "$node" >&2 || true; tail -n 40 "$state/logs/kubelet.log" >&2; die "node $node did not become Ready"; }
   # NetworkPolicy enforcement, which the bridge CNI plugin lacks: kube-router's firewall controller only (no routing,
   # no service proxy, no CNI config), as k3s embeds it. iptables + ipset on this host; the admin kubeconfig (it lists
-  # pods, namespaces and NetworkPolicies cluster-wide); health on loopback, no metrics.
-  start_daemon kube-router kube-router --kubeconfig "$state/kubeconfig" --hostname-override "$node" \
+  # pods, namespaces and NetworkPolicies cluster-wide); health on loopback, no metrics. Started once the Node object
+  # exists (it exits at once when it cannot find its node: policies would then silently go unenforced), restarted
+  # when it exits, and waited for: up.sh fails rather than run a testbed whose policies nothing enforces.
+  start_daemon kube-router bash -c 'while :; do "$@"; echo "kube-router exited ($?), restarting in 2 s" >&2; sleep 2; done' \
+    kube-router kube-router --kubeconfig "$state/kubeconfig" --hostname-override "$node" \
     --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false --enable-cni=false \
     --service-cluster-ip-range "$TESTBED_SERVICE_CIDR" --health-port "${TESTBED_KUBE_ROUTER_HEALTH_PORT:-20244}" \
     --metrics-port 0 --iptables-sync-period 1m --v=1
-  wait_for "node $node to be Ready" 120 node_ready \
-    || { kubectl describe node "$node" >&2 || true; tail -n 40 "$state/logs/kubelet.log" >&2; die "node $node did not become Ready"; }
+  wait_for "kube-router's firewall controller (healthz)" 60 \
+    curl -fsS --max-time 2 "http://127.0.0.1:${TESTBED_KUBE_ROUTER_HEALTH_PORT:-20244}/healthz" \
+    || { tail -n 20 "$state/logs/kube-router.log" >&2; die "kube-router did not start: NetworkPolicies would not be enforced"; }
   log "real node $node Ready on $TESTBED_NODE_IP in $((SECONDS - t0))s"
 }
 

@@ -2,7 +2,9 @@
 the workspace image fetches the agent binary the way the agents' init script does, as its readiness check. It passes on
 the testbed's real setup (access URL + exported CA, or the in-cluster URL), a re-run reads the live verdict without
 changing anything, and a deliberately broken CA or URL fails the run with a message that names the URL and the class
-of problem (the failed check's output), leaving the failing probe pod for inspection."""
+of problem (the failed check's output), leaving the failing probe pod for inspection. The same check proves that the
+cluster enforces the workspace NetworkPolicies: a workspace pod must not reach the API server (the passing runs), and
+reaching a URL it should not fails the run, naming it."""
 
 from __future__ import annotations
 
@@ -57,8 +59,15 @@ def test_probe_passes_on_the_real_setup(converged, kube, extra):
         ({"coder_templates_ca_configmap": ""}, "PROBLEM: TLS: the certificate of https://coder.testbed.local"),
         ({"coder_templates_agent_url": "https://nowhere.testbed.invalid"}, "PROBLEM: DNS: the host of"),
         ({"coder_templates_agent_url": "http://coder.coder.svc.cluster.local:9"}, "PROBLEM: no connection to"),
+        # a destination the policies let through stands for a cluster that enforces none: the probe reaching what
+        # it must not is reported (the default, the API server, is refused on the testbed: the passing runs above)
+        (
+            {"coder_templates_probe_denied_url": "https://coder.testbed.local"},
+            "PROBLEM: NetworkPolicies are not enforced: a pod in the workspace namespace connected to"
+            " https://coder.testbed.local",
+        ),
     ],
-    ids=["no-ca", "unresolvable-url", "closed-port"],
+    ids=["no-ca", "unresolvable-url", "closed-port", "policies-not-enforced"],
 )
 def test_broken_ca_or_url_fails_naming_the_url_and_cause(converged, kube, extra, problem):
     res = run_playbook(PROBE, extra_vars={"coderstack_workspace_image": workspace_image(kube), **extra}, timeout=600)

@@ -46,19 +46,24 @@ def run_pod(kube, namespace: str, image: str, command: str) -> object:
         time.sleep(1)
 
 
-def connects(kube, pod, host: str, port: int) -> bool:
-    """A TCP connection from the pod to host:port opens within 4 s (bash's /dev/tcp, as any client would)."""
+def exec_in(kube, pod, script: str) -> str:
+    """Run a sh script in the pod's first container (the API server's exec, as kubectl exec does); its output."""
     from kubernetes import client
     from kubernetes.stream import stream
 
-    script = f"timeout 4 bash -c 'exec 3<>/dev/tcp/{host}/{port}' && echo OPEN || echo CLOSED"
-    out = stream(
+    return stream(
         client.CoreV1Api(kube).connect_get_namespaced_pod_exec,
         pod.metadata.name,
         pod.metadata.namespace,
+        container=pod.spec.containers[0].name,
         command=["sh", "-c", script],
         stderr=True,
         stdout=True,
     )
+
+
+def connects(kube, pod, host: str, port: int) -> bool:
+    """A TCP connection from the pod to host:port opens within 4 s (bash's /dev/tcp, as any client would)."""
+    out = exec_in(kube, pod, f"timeout 4 bash -c 'exec 3<>/dev/tcp/{host}/{port}' && echo OPEN || echo CLOSED")
     assert "OPEN" in out or "CLOSED" in out, out
     return "OPEN" in out

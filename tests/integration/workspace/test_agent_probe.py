@@ -10,16 +10,10 @@ from __future__ import annotations
 
 import pytest
 from helpers.ansible_run import run_playbook
+from helpers.pods import workspace_image
 
 pytestmark = pytest.mark.slow
 PROBE = "tests/integration/workspace/probe.yml"
-
-
-def workspace_image(kube) -> str:
-    """The image site.yml pushed and carol's workspace runs (probe.yml runs without playbooks/image.yml)."""
-    from kubernetes import client
-
-    return client.CoreV1Api(kube).read_namespaced_pod("coder-carol-dev", "coder-workspaces").spec.containers[0].image
 
 
 def probe_pods(kube) -> list:

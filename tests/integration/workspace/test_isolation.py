@@ -21,7 +21,7 @@ import uuid
 
 import pytest
 from helpers.modules import run_module
-from helpers.pods import connects, pod_manifest, run_pod, workspace_image
+from helpers.pods import connects, exec_in, pod_manifest, run_pod, workspace_image
 
 pytestmark = pytest.mark.slow
 PLATFORM = "coder"
@@ -186,21 +186,6 @@ def carol_pod(kube):
     from kubernetes import client
 
     return client.CoreV1Api(kube).read_namespaced_pod(CARE_POD, WORKSPACES)
-
-
-def exec_in(kube, pod, script: str) -> str:
-    from kubernetes import client
-    from kubernetes.stream import stream
-
-    return stream(
-        client.CoreV1Api(kube).connect_get_namespaced_pod_exec,
-        pod.metadata.name,
-        pod.metadata.namespace,
-        container=pod.spec.containers[0].name,
-        command=["sh", "-c", script],
-        stderr=True,
-        stdout=True,
-    )
 
 
 @pytest.fixture(scope="module")

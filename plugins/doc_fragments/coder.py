@@ -52,6 +52,16 @@ options:
     description: Seconds per HTTP request.
     type: int
     default: 30
+  kube_service:
+    description:
+      - Reach Coder through the Kubernetes API server's service proxy instead of O(coder_url), as
+        C(<namespace>/<service>:<port name>), e.g. C(coder/coder:http).
+      - The API server authenticates the request with O(kubeconfig) and O(context) (which need C(get) on
+        C(services/proxy) in that namespace). Coder is then used from inside the cluster before anything exposes
+        it; the C(coder) role creates the first owner this way before it opens the Ingress.
+      - O(ca_path) and O(validate_certs) do not apply then; the kubeconfig's CA verifies the API server.
+      - Unset or empty uses O(coder_url).
+    type: str
 requirements:
   - kubernetes (Python) and the C(kubernetes.core) collection, to read O(token_secret)
 """

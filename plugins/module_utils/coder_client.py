@@ -16,7 +16,9 @@
     and on a connection error raised before the request was sent (connection refused, unknown host);
   - a POST or PATCH is never replayed after it may have reached the server (a timeout, a reset connection, a 5xx
     answer: the server may have acted, and a replay would turn a create into a 409). The error then says so.
-* TLS verification on by default; ``ca_path`` adds a CA bundle, ``validate_certs=False`` turns it off.
+* TLS verification on by default; ``ca_path`` adds a CA bundle, ``validate_certs=False`` turns it off. A caller
+  that reaches Coder through something else (the API server's service proxy: ``kube.ServiceProxy``) passes its
+  ``ssl_context`` and ``extra_headers`` instead.
 * ``client.calls`` counts API calls per HTTP method (a ``collections.Counter``; retries count too),
   ``client.call_log`` lists ``(method, path, status)``: tests and benchmarks use them to count calls.
 
@@ -144,6 +146,8 @@ class CoderClient:
         rate_limit_wait_max=65.0,
         user_agent="coderstack",
         sleep=time.sleep,
+        ssl_context=None,
+        extra_headers=None,
     ):
         if not url or not url.startswith(("http://", "https://")):
             raise ValueError(f"coder_url must be an http:// or https:// URL, got {url!r}")
@@ -166,7 +170,11 @@ class CoderClient:
         self.call_log = []
         self.last_status = None
         self.last_content_type = ""
-        if self.url.startswith("https://"):
+        # a callable giving headers every request carries (the API server's credentials behind its service proxy)
+        self._extra_headers = extra_headers or dict
+        if ssl_context is not None:  # the caller verifies the server (kube.ServiceProxy: the API server's CA)
+            self._opener = build_opener(HTTPSHandler(context=ssl_context))
+        elif self.url.startswith("https://"):
             if validate_certs:
                 ctx = ssl.create_default_context(cafile=ca_path) if ca_path else ssl.create_default_context()
             else:
@@ -205,6 +213,7 @@ class CoderClient:
         tok = self.token if token is _UNSET else token
         if tok:
             hdrs["Coder-Session-Token"] = tok
+        hdrs.update(self._extra_headers())
         hdrs.update(headers or {})
 
         attempt = 0

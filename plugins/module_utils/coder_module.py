@@ -23,7 +23,7 @@ import traceback
 from urllib.parse import quote, unquote, urlsplit
 
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient, CoderError
-from ansible_collections.coderstack.platform.plugins.module_utils.kube import KubeError, Secrets
+from ansible_collections.coderstack.platform.plugins.module_utils.kube import KubeError, Secrets, ServiceProxy
 
 # Options every module of the action group `coder` takes (meta/runtime.yml); merged into each argument_spec.
 CODER_CONNECTION_SPEC = {
@@ -37,6 +37,7 @@ CODER_CONNECTION_SPEC = {
     "ca_path": {"type": "path"},
     "validate_certs": {"type": "bool", "default": True},
     "timeout": {"type": "int", "default": 30},
+    "kube_service": {"type": "str"},
 }
 UNAUTHENTICATED_MSG = (
     "{what} needs a Coder API token: pass coder_token, or token_secret and token_namespace naming the Kubernetes "
@@ -247,6 +248,9 @@ def coder_client(module, token=None, need_token=True, what="this module"):
     p = module.params
     if token is None:
         token = resolve_token(module, required=need_token, what=what)
+    service = unset(p.get("kube_service"))
+    if service:
+        return _proxied_client(module, service, token)
     try:
         return CoderClient(
             p["coder_url"],
@@ -257,6 +261,35 @@ def coder_client(module, token=None, need_token=True, what="this module"):
         )
     except (ValueError, OSError) as e:  # a bad URL, an unreadable ca_path
         module.fail_json(msg=sanitize(f"cannot use coder_url {p.get('coder_url')}: {e}", secrets_of(module)))
+
+
+_KUBE_SERVICE = re.compile(
+    r"^(?P<ns>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/(?P<name>[a-z0-9]([-a-z0-9]*[a-z0-9])?):(?P<port>[a-z0-9-]+)$"
+)
+
+
+def _proxied_client(module, service, token):
+    """A CoderClient that reaches Coder through the API server's service proxy (``kube_service``
+    ``<namespace>/<service>:<port name>``), with the kubeconfig's credentials: Coder before it is exposed."""
+    p = module.params
+    m = _KUBE_SERVICE.match(service)
+    if not m:
+        module.fail_json(
+            msg=f"kube_service must be <namespace>/<service>:<port name>, e.g. coder/coder:http; got {service!r}"
+        )
+    try:
+        proxy = ServiceProxy(unset(p.get("kubeconfig")), unset(p.get("context")), m["ns"], m["name"], m["port"])
+        return CoderClient(
+            proxy.url,
+            token=token or None,
+            timeout=p.get("timeout") or 30,
+            ssl_context=proxy.ssl_context,
+            extra_headers=proxy.headers,
+        )
+    except (KubeError, ValueError, OSError) as e:
+        module.fail_json(
+            msg=sanitize(f"cannot reach Coder through the API server (kube_service {service}): {e}", secrets_of(module))
+        )
 
 
 def failure_message(what, err, hint=None, token_secret=None):

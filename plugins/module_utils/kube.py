@@ -114,3 +114,40 @@ class Secrets:
 def resource_version(obj):
     """``metadata.resourceVersion`` of an object dict (None without one)."""
     return ((obj or {}).get("metadata") or {}).get("resourceVersion")
+
+
+class ServiceProxy:
+    """How to reach a Service's port through the Kubernetes API server's service proxy
+    (``/api/v1/namespaces/<ns>/services/<name>:<port>/proxy``): from inside the cluster's trust boundary, with the
+    kubeconfig's credentials, without an Ingress, a LoadBalancer or a node port.
+
+    ``url`` is the proxy's base URL; ``ssl_context`` verifies the API server and presents the client certificate
+    when the kubeconfig has one; :meth:`headers` gives the credentials the kubeconfig sends as headers (a bearer
+    token, refreshed by the client's hook, e.g. an exec plugin's), fresh for each request. The API server
+    authenticates the request and drops its ``Authorization`` header before proxying, so the service never sees it.
+    """
+
+    def __init__(self, kubeconfig=None, context=None, namespace=None, service=None, port="http"):
+        import ssl  # only the proxy needs it
+
+        self.configuration = api_client(kubeconfig, context).configuration
+        cfg = self.configuration
+        path = f"/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
+        self.url = cfg.host.rstrip("/") + path
+        self.ssl_context = None
+        if self.url.startswith("https://"):
+            ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+            if not cfg.verify_ssl:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            if cfg.cert_file:
+                ctx.load_cert_chain(cfg.cert_file, cfg.key_file or None)
+            self.ssl_context = ctx
+
+    def headers(self):
+        """The kubeconfig's header credentials (``auth_settings`` of the kubernetes client's Configuration)."""
+        out = {}
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                out[setting["key"]] = setting["value"]
+        return out

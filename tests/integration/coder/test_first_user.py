@@ -100,3 +100,25 @@ def test_wrong_url_never_receives_the_credentials(not_coder, module):
     assert [(m, p) for m, p, _ in seen] == [("GET", "/api/v2/buildinfo")], "only the Coder check may be sent"
     sent = json.dumps([(m, p, b.decode()) for m, p, b in seen])
     assert ADMIN["password"] not in sent and ADMIN["email"] not in sent
+
+
+def test_through_the_api_servers_service_proxy(converged, testbed, module):
+    """kube_service: the module reaches the testbed's Coder through the API server with the kubeconfig's
+    credentials (how the coder role creates the owner before Coder is exposed); coder_url is not used then."""
+    base = {
+        "coder_url": "https://unused.invalid",
+        "kubeconfig": str(testbed.kubeconfig),
+        **{k: ADMIN[k] for k in ("username", "email", "password")},
+        "verify_login": False,
+    }
+    res = module("coderstack.platform.coder_first_user", {**base, "kube_service": "coder/coder:http"}, check=True)
+    assert res.get("failed") is not True, res
+    assert res["existed"] is True and res["changed"] is False and res["version"].startswith("v2.")
+    # control: without kube_service the same call goes to coder_url, which does not resolve
+    res = module("coderstack.platform.coder_first_user", base, check=True)
+    assert res.get("failed") is True and "unused.invalid" in res["msg"], res
+    # a Service that is not there: the API server's answer, named
+    res = module("coderstack.platform.coder_first_user", {**base, "kube_service": "coder/nope:http"}, check=True)
+    assert res.get("failed") is True and "HTTP 404" in res["msg"] and "nope" in res["msg"], res
+    res = module("coderstack.platform.coder_first_user", {**base, "kube_service": "coder-nope"}, check=True)
+    assert res.get("failed") is True and "kube_service must be <namespace>/<service>:<port" in res["msg"], res

@@ -7,9 +7,11 @@ it made is removed afterwards (release, namespaces, the exported CA file)."""
 from __future__ import annotations
 
 import subprocess
+import threading
 
 import pytest
 import requests
+import urllib3
 from helpers.ansible_run import run_playbook
 from helpers.parts import REPO, STATE
 
@@ -40,6 +42,30 @@ def _cleanup(env: str) -> None:
     (REPO / "inventories" / env / "coder-ca.crt").unlink(missing_ok=True)
 
 
+class FirstOwnerPoller(threading.Thread):
+    """Asks ``https://<host>/api/v2/users/first`` through the testbed's Traefik every 0.2 s while a converge runs,
+    as someone on the network would, and keeps each answer: (HTTP status or the error, Coder's message or "")."""
+
+    def __init__(self, host: str):
+        super().__init__(daemon=True)
+        self.url = f"https://{host}/api/v2/users/first"
+        self.answers: list[tuple[object, str]] = []
+        self.stop = threading.Event()
+
+    def ask(self) -> tuple[object, str]:
+        try:  # the CA is made by the converge: not verified here, the question is only who answers
+            r = requests.get(self.url, verify=False, timeout=5)  # noqa: S501
+        except requests.RequestException as e:
+            return type(e).__name__, ""
+        is_json = r.headers.get("Content-Type", "").startswith("application/json")
+        return r.status_code, (r.json().get("message", "") if is_json else "")
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.answers.append(self.ask())
+            self.stop.wait(0.2)
+
+
 @pytest.fixture(scope="module", params=sorted(ENVS))
 def shipped(request, testbed, tmp_path_factory):
     env = request.param
@@ -52,24 +78,43 @@ def shipped(request, testbed, tmp_path_factory):
         "MINIKUBE_STANDIN_KUBECONFIG": str(STATE / "kubeconfig"),
         "MINIKUBE_STANDIN_CONTAINERD": str(STATE / "node/containerd/containerd.sock"),
     }
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    poller = FirstOwnerPoller(ENVS[env])
+    poller.start()
     try:
         first = run_playbook("site.yml", inventory=f"inventories/{env}", args=args, env=standin, timeout=1800)
+        poller.stop.set()
+        poller.join()
         assert first.rc == 0, f"site.yml -i inventories/{env} did not converge:\n{first.output[-5000:]}"
         second = run_playbook("site.yml", inventory=f"inventories/{env}", args=args, env=standin, timeout=1800)
         calls = log.read_text().splitlines() if log.exists() else []
-        yield env, first, second, calls
+        yield env, first, second, calls, poller
     finally:
+        poller.stop.set()
         _cleanup(env)
 
 
 def test_converges_and_a_second_run_changes_nothing(shipped):
-    _, _, second, _ = shipped
+    _, _, second, _, _ = shipped
     assert second.rc == 0, second.output[-5000:]
     assert second.changed == 0, second.output[-5000:]
 
 
+def test_first_owner_is_never_claimable_through_the_ingress_during_the_converge(shipped):
+    *_, poller = shipped
+    answers = poller.answers
+    assert len(answers) >= 20, answers  # the converge of a fresh install takes minutes: the poller kept asking
+    # Coder answers 404 "The initial user has not been created!" while anyone could claim it: through the ingress,
+    # Coder only ever answered that its owner exists; before, the answer was Traefik's (no route to Coder yet)
+    from_coder = [a for a in answers if a[1]]
+    assert all(a == (200, "The initial user has already been created!") for a in from_coder), answers
+    assert answers[0][1] == "", answers
+    # positive control: the same question through the same ingress now reaches Coder, which has its owner
+    assert poller.ask() == (200, "The initial user has already been created!")
+
+
 def test_control_host_verifies_coder_with_the_exported_ca(shipped):
-    env, _, _, _ = shipped
+    env, _, _, _, _ = shipped
     ca = REPO / "inventories" / env / "coder-ca.crt"
     assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----")
     r = requests.get(f"https://{ENVS[env]}/healthz", verify=str(ca), timeout=10)
@@ -81,7 +126,7 @@ def test_templates_are_pushed_and_workspaces_isolated(shipped, kube):
 
     from kubernetes import client
 
-    env, _, _, _ = shipped
+    env, _, _, _, _ = shipped
     core = client.CoreV1Api(kube)
     token = base64.b64decode(core.read_namespaced_secret("coder-admin-token", f"coder-{env}").data["token"]).decode()
     ca = REPO / "inventories" / env / "coder-ca.crt"
@@ -97,7 +142,7 @@ def test_templates_are_pushed_and_workspaces_isolated(shipped, kube):
 
 
 def test_minikube_addons_and_image_load_go_through_its_cli(shipped):
-    env, _, _, calls = shipped
+    env, _, _, calls, _ = shipped
     if env != "minikube":
         assert calls == []  # bare never calls minikube
         return

@@ -85,6 +85,18 @@ def test_token_header_and_json_body(server):
     assert c.calls == {"POST": 1}
 
 
+def test_extra_headers_are_asked_for_each_request(server):
+    """The service proxy's credentials (kube.ServiceProxy.headers): fetched again for every request, so a refreshed
+    bearer token is used; the Coder token travels beside them."""
+    server.add("/api/v2/buildinfo", 200, {"version": "v2.30.0"}, times=2)
+    tokens = iter(["Bearer one", "Bearer two"])
+    c, _ = client(server.url, extra_headers=lambda: {"authorization": next(tokens)})
+    c.request("GET", "/api/v2/buildinfo")
+    c.request("GET", "/api/v2/buildinfo")
+    assert [h["Authorization"] for _m, _p, h, _b in server.seen] == ["Bearer one", "Bearer two"]
+    assert all(h["Coder-Session-Token"] == "tok-secret" for _m, _p, h, _b in server.seen)
+
+
 def test_error_message_detail_and_validations(server):
     server.add(
         "/api/v2/users",

@@ -15,7 +15,7 @@ up: setup
 down:
 	bash testbed/down.sh
 site: up
-	ansible-playbook site.yml -i inventories/testbed
+	eval "$$(bash scripts/mitogen_env.sh)"; ansible-playbook site.yml -i inventories/testbed
 test: setup
 	bash scripts/test.sh
 bench: up

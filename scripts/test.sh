@@ -6,6 +6,9 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 export PATH="$repo/.venv/bin:$repo/.testbed/bin:$PATH" ANSIBLE_CONFIG="$repo/ansible.cfg"
+# This lane runs Ansible through Mitogen, configured as Mitogen documents (scripts/mitogen_env.sh); the tests that
+# need plain `linear` drop the two variables themselves.
+eval "$(bash scripts/mitogen_env.sh)"
 say() { printf '\n[test %s] === %s ===\n' "$(date +%H:%M:%S)" "$*" >&2; }
 t0=$SECONDS
 

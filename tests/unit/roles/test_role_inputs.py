@@ -109,7 +109,9 @@ def run(roles_dir: Path, tmp_path: Path, extra: dict, **args) -> dict:
         }
     ]
     _write(tmp_path / "play.yml", play)
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), CODERSTACK_MITOGEN="0")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    for name in ("ANSIBLE_STRATEGY", "ANSIBLE_STRATEGY_PLUGINS"):  # plain linear: the action runs in the controller
+        env.pop(name, None)
     cmd = ["ansible-playbook", str(tmp_path / "play.yml"), "-i", "localhost,", "-c", "local", "-e", json.dumps(extra)]
     cmd += ["-e", json.dumps({"ansible_python_interpreter": sys.executable})]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)

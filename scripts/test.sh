@@ -24,6 +24,13 @@ ansible-lint --profile production
 say "ansible-test sanity"
 bash scripts/ansible_test_sanity.sh
 
+# The current-Ansible lane (scripts/lane.sh: ansible-core 2.21 on Python 3.13 in a Debian 13 root): its unit tests and
+# sanity here, its converge and re-run after pytest (scripts/lane_converge.sh)
+say "the current-Ansible lane: unit tests and ansible-test sanity on ansible-core 2.21 / Python 3.13"
+bash scripts/lane.sh --setup
+bash scripts/lane.sh python -m pytest -ra tests/unit
+bash scripts/lane.sh bash scripts/ansible_test_sanity.sh
+
 # The host as it is before any testbed runs: after the last testbed/down.sh, tests/integration/hoststate checks that
 # the testbed put every interface, route, iptables chain, mount, /etc/hosts line and sysctl back.
 snapshot=""
@@ -48,6 +55,9 @@ trap cleanup EXIT
 
 say "pytest"
 pytest -ra tests --ignore=tests/integration/hoststate
+
+say "the current-Ansible lane: site.yml -i inventories/bare converged and re-run on ansible-core 2.21, plain linear"
+bash scripts/lane_converge.sh
 
 # The bench (python bench/run.py [--short]) is not part of CI: its figures come from full runs on a quiet machine, and
 # its steps are the same playbooks and module pytest already runs; CI's 90 minutes go to the tests.

@@ -20,13 +20,19 @@ generate() {
   if [ -s "$dir/tls/server.crt" ] && ! openssl x509 -in "$dir/tls/server.crt" -noout -ext subjectAltName | grep -q "IP Address:$TESTBED_NODE_IP\b"; then
     rm -f "$dir/tls/server.crt"   # from before the registry listened on the node IP
   fi
+  # a CA from before it carried keyUsage, which Python >= 3.13 refuses (the current-Ansible lane): made again
+  if [ -s "$dir/tls/ca.crt" ] && ! openssl x509 -in "$dir/tls/ca.crt" -noout -ext keyUsage 2>/dev/null | grep -q "Certificate Sign"; then
+    rm -f "$dir/tls/ca.key" "$dir/tls/ca.crt" "$dir/tls/server.crt"
+  fi
   if [ ! -s "$dir/tls/server.crt" ]; then
     log "registry: generating a CA and a server certificate for $TESTBED_NODE_IP, 127.0.0.1 and localhost"
     [ -s "$dir/tls/ca.key" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=coderstack testbed registry CA" \
-      -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.crt" 2>/dev/null
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" -keyout "$dir/tls/ca.key" -out "$dir/tls/ca.crt" 2>/dev/null
     openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
       -keyout "$dir/tls/server.key" -out "$dir/tls/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' "$TESTBED_NODE_IP" >"$dir/tls/server.ext"
+    printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n%s\n' "$TESTBED_NODE_IP" \
+      'subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid,issuer' >"$dir/tls/server.ext"
     openssl x509 -req -in "$dir/tls/server.csr" -CA "$dir/tls/ca.crt" -CAkey "$dir/tls/ca.key" \
       -CAcreateserial -days 825 -extfile "$dir/tls/server.ext" -out "$dir/tls/server.crt" 2>/dev/null
     chmod 0600 "$dir/tls/ca.key" "$dir/tls/server.key"

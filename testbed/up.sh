@@ -26,17 +26,31 @@ cert() { # cert NAME SUBJECT [SAN]: a client or serving certificate signed by th
   [ -f "$pki/$name.crt" ] && return 0
   openssl req -new -newkey rsa:2048 -nodes -keyout "$pki/$name.key" -subj "$subj" -out "$pki/$name.csr" 2>/dev/null
   local ext="$pki/$name.ext"
+  # subject and authority key identifiers: Python >= 3.13 verifies strictly (VERIFY_X509_STRICT) and wants them
   { echo "basicConstraints=CA:FALSE"; echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "subjectKeyIdentifier=hash"; echo "authorityKeyIdentifier=keyid,issuer"
     if [ -n "$san" ]; then echo "extendedKeyUsage=serverAuth,clientAuth"; echo "subjectAltName=$san"
     else echo "extendedKeyUsage=clientAuth"; fi; } >"$ext"
   openssl x509 -req -in "$pki/$name.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
     -days 3650 -sha256 -extfile "$ext" -out "$pki/$name.crt" 2>/dev/null
   rm -f "$pki/$name.csr" "$ext"
 }
+# A CA made before it carried keyUsage: Python >= 3.13 (the current-Ansible lane, scripts/lane.sh) refuses it
+# ("CA cert does not include key usage extension"). It is made again with every certificate and kubeconfig it signed;
+# the service account key stays, so the cluster's tokens stay valid.
+if [ -f "$pki/ca.crt" ] && ! openssl x509 -in "$pki/ca.crt" -noout -ext keyUsage 2>/dev/null | grep -q "Certificate Sign"; then
+  log "making the testbed CA again with keyUsage, and the certificates it signs (Python >= 3.13 refuses the old one)"
+  find "$pki" -maxdepth 1 -type f ! -name sa.key ! -name sa.pub -delete
+  rm -f "$state/kubeconfig"
+fi
 if [ ! -f "$pki/ca.crt" ]; then
-  log "creating the testbed CA, serving and client certificates, service account key"
+  log "creating the testbed CA, serving and client certificates"
   openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "$pki/ca.key" -days 3650 -sha256 \
-    -subj "/CN=coderstack-testbed-ca" -out "$pki/ca.crt" 2>/dev/null
+    -subj "/CN=coderstack-testbed-ca" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+    -out "$pki/ca.crt" 2>/dev/null
+fi
+if [ ! -f "$pki/sa.key" ]; then
+  log "creating the service account key"
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
 fi

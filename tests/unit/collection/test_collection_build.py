@@ -53,6 +53,12 @@ def test_artifact_holds_the_collection_and_no_development_material(built):
     galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
     assert (info["namespace"], info["name"], info["version"]) == ("coderstack", "platform", galaxy["version"])
     assert info["license"] == ["GPL-3.0-or-later"]
+    # every role says the same license as the collection
+    role_licenses = {
+        meta.parent.parent.name: yaml.safe_load(meta.read_text())["galaxy_info"]["license"]
+        for meta in sorted(REPO.glob("roles/*/meta/main.yml"))
+    }
+    assert role_licenses and set(role_licenses.values()) == {"GPL-3.0-or-later"}, role_licenses
     for needed in ("meta/runtime.yml", "COPYING", "README.md", "playbooks/site.yml", "image/Containerfile"):
         assert needed in names, f"{needed} is missing from {built.name}"
     assert any(n.startswith("templates/kubernetes-dind/") for n in names)

@@ -22,7 +22,8 @@ import sys
 import traceback
 from urllib.parse import quote, unquote, urlsplit
 
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient, CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.kube import KubeError, Secrets, ServiceProxy
 
 # Options every module of the action group `coder` takes (meta/runtime.yml); merged into each argument_spec.

@@ -22,7 +22,7 @@ import stat
 import tarfile
 import time
 
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 
 # Fixed mtime of every tar member (2000-01-01T00:00:00Z): a tar of the same files is always the same bytes.
 TAR_MTIME = 946684800

@@ -15,8 +15,8 @@ import calendar
 import re
 import time
 
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import failure_message
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.kube import MANAGED_BY, resource_version
 
 RENEW_BEFORE_SECONDS = 86400  # a stored token that expires within a day is replaced ...

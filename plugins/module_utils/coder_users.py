@@ -14,9 +14,9 @@
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import (
     LOGIN_TYPES,
     SITE_ROLES,
-    CoderError,
     site_roles,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 
 # The options of one user (coder_user's own options, and each element of coder_users' `users` list).
 USER_OPTIONS = {

@@ -18,8 +18,8 @@ workspace that never became reachable.
 
 import time
 
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_templates import log_tail, terraform_errors
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 
 BUILD_TERMINAL = ("succeeded", "failed", "canceled")
 BUSY_STATUSES = ("pending", "starting", "stopping", "deleting", "canceling")

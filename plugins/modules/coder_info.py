@@ -75,7 +75,6 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
     coder_argument_spec,
@@ -85,6 +84,7 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_module i
     secret_free,
 )
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_templates import PATCH_FIELDS
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import user_view
 
 # what identifies a template, and its settings (all coder_template needs of it: template_info)

@@ -208,7 +208,6 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
     coder_argument_spec,
@@ -222,6 +221,7 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_template
     TemplateSync,
     wanted_settings,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 
 
 def main():

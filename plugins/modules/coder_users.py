@@ -105,7 +105,6 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
     coder_argument_spec,
@@ -114,6 +113,7 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_module i
     run_main,
     secret_free,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_users import (
     USER_OPTIONS,
     UserError,

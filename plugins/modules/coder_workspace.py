@@ -144,7 +144,6 @@ api_calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_module import (
     api_calls,
     coder_argument_spec,
@@ -153,6 +152,7 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_module i
     run_main,
     secret_free,
 )
+from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_workspaces import (
     WorkspaceError,
     Workspaces,

@@ -37,6 +37,8 @@ except ImportError:
 
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "coderstack"}
+# The cluster connection options of the collection's Kubernetes modules (doc fragment coderstack.platform.kube).
+KUBE_CONNECTION_SPEC = {"kubeconfig": {"type": "path"}, "context": {"type": "str"}}
 
 
 class KubeError(Exception):

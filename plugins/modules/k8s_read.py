@@ -29,16 +29,8 @@ options:
         inventory keeps its key.
     type: dict
     required: true
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file.
-      - Unset (or empty) uses C(KUBECONFIG), C(~/.kube/config) or the in-cluster config, as C(kubernetes.core) does.
-    type: path
-  context:
-    description: Context in the kubeconfig; the current context when omitted or empty.
-    type: str
-requirements:
-  - kubernetes (Python) and the C(kubernetes.core) collection
+extends_documentation_fragment:
+  - coderstack.platform.kube
 author:
   - coderstack maintainers (@coderstack)
 """
@@ -66,7 +58,12 @@ objects:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.kube import KubeError, NotFoundError, api_client
+from ansible_collections.coderstack.platform.plugins.module_utils.kube import (
+    KUBE_CONNECTION_SPEC,
+    KubeError,
+    NotFoundError,
+    api_client,
+)
 
 ENTRY_KEYS = {"kind", "api_version", "name", "namespace", "label_selectors"}
 
@@ -122,8 +119,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "objects": {"type": "dict", "required": True},
-            "kubeconfig": {"type": "path"},
-            "context": {"type": "str"},
+            **KUBE_CONNECTION_SPEC,
         },
         supports_check_mode=True,
     )

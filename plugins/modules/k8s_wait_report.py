@@ -32,14 +32,6 @@ options:
   namespace:
     description: Namespace of the object; omit for cluster-scoped kinds.
     type: str
-  kubeconfig:
-    description:
-      - Path of the kubeconfig file.
-      - Unset (or empty) uses C(KUBECONFIG), C(~/.kube/config) or the in-cluster config, as C(kubernetes.core) does.
-    type: path
-  context:
-    description: Context in the kubeconfig; the current context when omitted or empty.
-    type: str
   reason:
     description: What was being waited for; the first line of the failure message.
     type: str
@@ -52,8 +44,8 @@ options:
     description: Fail with the report (default) or return it in C(report) and succeed.
     type: bool
     default: true
-requirements:
-  - kubernetes (Python) and the C(kubernetes.core) collection
+extends_documentation_fragment:
+  - coderstack.platform.kube
 author:
   - coderstack maintainers (@coderstack)
 """
@@ -96,7 +88,11 @@ events:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.coderstack.platform.plugins.module_utils.kube import NotFoundError, api_client
+from ansible_collections.coderstack.platform.plugins.module_utils.kube import (
+    KUBE_CONNECTION_SPEC,
+    NotFoundError,
+    api_client,
+)
 
 WORKLOAD_KINDS = {"StatefulSet", "Deployment", "DaemonSet", "ReplicaSet", "Job"}
 
@@ -195,8 +191,7 @@ def main() -> None:
             "api_version": {"type": "str", "default": "v1"},
             "name": {"type": "str", "required": True},
             "namespace": {"type": "str"},
-            "kubeconfig": {"type": "path"},
-            "context": {"type": "str"},
+            **KUBE_CONNECTION_SPEC,
             "reason": {"type": "str", "default": "the object did not become ready"},
             "events": {"type": "int", "default": 10},
             "fail": {"type": "bool", "default": True},

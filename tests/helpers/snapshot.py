@@ -14,6 +14,8 @@ SECRET_NAMES = (
     "coder-admin",
     "coder-admin-token",
     "coder-tls",
+    "coderstack-ca",
+    "coder-db-tls",
     "coder-db-backup-env",
 )
 

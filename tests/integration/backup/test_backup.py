@@ -159,6 +159,12 @@ def test_coder_database_dump_has_coders_tables(converged, kube, playbook):
     assert len(dumps) == 1, dumps
     listing = subprocess.run(["pg_restore", "--list", str(dumps[0])], capture_output=True, text=True, check=True).stdout
     assert "TABLE public users" in listing and "TABLE public templates" in listing
+    # the Job verified the server's certificate against the platform CA (libpq fails verify-full without a root CA)
+    from kubernetes import client
+
+    pg = client.CoreV1Api(kube).read_namespaced_secret("coder-db-backup-env", "coder").data
+    assert base64.b64decode(pg["PGSSLMODE"]) == b"verify-full"
+    assert base64.b64decode(pg["PGSSLROOTCERT"]) == b"/etc/coderstack/postgres-ca/ca.crt"
 
 
 def _pvc_exists(kube, ns: str) -> bool:

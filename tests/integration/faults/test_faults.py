@@ -83,7 +83,7 @@ def converged(testbed, kube):
     return _secret_versions(kube)
 
 
-def test_apiserver_killed_mid_converge_rerun_converges(testbed, kube, converged):
+def test_apiserver_killed_mid_converge_rerun_converges(testbed, kube, converged, tmp_path):
     import psycopg2
     from helpers.testbed import Testbed
     from kubernetes import client
@@ -154,10 +154,12 @@ def test_apiserver_killed_mid_converge_rerun_converges(testbed, kube, converged)
     import base64
 
     # the URL names the in-cluster Service: the control host reaches the pod behind it on the testbed's bridge
-    pod_ip = client.CoreV1Api(kube).read_namespaced_pod("coder-db-0", "coder").status.pod_ip
-    conn = psycopg2.connect(
-        base64.b64decode(url).decode().replace("coder-db.coder.svc.cluster.local", pod_ip), connect_timeout=10
-    )
+    # (hostaddr), and verifies its certificate for the URL's name with the CA the clients in the cluster use
+    core = client.CoreV1Api(kube)
+    pod_ip = core.read_namespaced_pod("coder-db-0", "coder").status.pod_ip
+    ca = tmp_path / "db-ca.crt"
+    ca.write_bytes(base64.b64decode(core.read_namespaced_secret("coder-db-tls", "coder").data["ca.crt"]))
+    conn = psycopg2.connect(base64.b64decode(url).decode(), hostaddr=pod_ip, sslrootcert=str(ca), connect_timeout=10)
     conn.close()
 
 

@@ -60,6 +60,10 @@ CASES = [
         "coderstack_domain 'https://coder.example.com' is not a DNS name",
     ),
     # Kubernetes quantities (every size and resources field, whatever the mode)
+    ("db-plain-with-tls", {"postgres_sslmode": "disable"}, "postgres_sslmode is disable, but with postgres_tls"),
+    ("db-cert-renew", {"postgres_cert_renew_days": "0"}, "postgres_cert_renew_days"),
+    ("cluster-domain", {"coderstack_cluster_domain": "Cluster_Local"}, "coderstack_cluster_domain"),
+    ("ca-validity", {"coderstack_ca_valid_days": 30}, "coderstack_ca_valid_days (30) must be more than"),
     ("pg-size-units", {"postgres_storage_size": "10 GB"}, "postgres_storage_size '10 GB' is not a Kubernetes quantity"),
     ("pg-resources", {"postgres_resources": {"requests": {"cpu": "lots"}}}, "postgres_resources"),
     ("coder-resources", {"coder_resources": {"limits": {"memory": "2 GB"}}}, "coder_resources"),

@@ -54,7 +54,7 @@ cleanup() { if [ "$started" = 1 ]; then bash testbed/down.sh || true; fi; }
 trap cleanup EXIT
 
 say "pytest"
-pytest -ra tests --ignore=tests/integration/hoststate
+pytest -ra --durations=25 tests --ignore=tests/integration/hoststate
 
 say "the current-Ansible lane: site.yml -i inventories/bare converged and re-run on ansible-core 2.21, plain linear"
 bash scripts/lane_converge.sh

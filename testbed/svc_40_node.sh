@@ -8,7 +8,7 @@
 #   - kube-proxy (iptables mode) serves ClusterIPs and NodePorts on the node IP only.
 # Everything lives under $state/node; `stop` undoes every host change: pods and shims, kube-proxy's chains,
 # KUBE-FIREWALL, mounts under the kubelet root, /kubepods cgroups, CNI leftovers, the Node object.
-# Usage: svc_40_node.sh start|stop|status
+# Usage: svc_40_node.sh start|stop|status|firewall-start|firewall-stop
 set -euo pipefail
 # shellcheck source=testbed/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -169,6 +169,13 @@ start() {
     kube-proxy kube-proxy --config "$dir/kube-proxy/config.yaml" --v=1
   wait_for "node $node to be Ready" 120 node_ready \
     || { kubectl describe node "$node" >&2 || true; tail -n 40 "$state/logs/kubelet.log" >&2; die "node $node did not become Ready"; }
+  firewall_start
+  log "real node $node Ready on $TESTBED_NODE_IP in $((SECONDS - t0))s"
+}
+
+# NetworkPolicy enforcement (kube-router's firewall controller) on and off; `firewall-stop` alone leaves a node whose
+# CNI enforces no policy (a test proves preflight notices), `firewall-start` enforces them again.
+firewall_start() {
   # NetworkPolicy enforcement, which the bridge CNI plugin lacks: kube-router's firewall controller only (no routing,
   # no service proxy, no CNI config), as k3s embeds it. iptables + ipset on this host; the admin kubeconfig (it lists
   # pods, namespaces and NetworkPolicies cluster-wide); health on loopback, no metrics. Started once the Node object
@@ -182,20 +189,9 @@ start() {
   wait_for "kube-router's firewall controller (healthz)" 60 \
     curl -fsS --max-time 2 "http://127.0.0.1:${TESTBED_KUBE_ROUTER_HEALTH_PORT:-20244}/healthz" \
     || { tail -n 20 "$state/logs/kube-router.log" >&2; die "kube-router did not start: NetworkPolicies would not be enforced"; }
-  log "real node $node Ready on $TESTBED_NODE_IP in $((SECONDS - t0))s"
 }
 
-# Everything a node leaves on the host, in the order that lets each step succeed.
-stop() {
-  if [ -S "$sock" ] && running "$(cat "$state/pids/containerd.pid" 2>/dev/null || echo 0)"; then
-    stop_daemon kubelet
-    # end every container of this node
-    local ids
-    ids=$(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null || true)
-    for id in $ids; do ctr --address "$sock" -n k8s.io tasks kill -s KILL "$id" >/dev/null 2>&1 || true; done
-  fi
-  stop_daemon kubelet
-  stop_daemon kube-proxy
+firewall_stop() {
   stop_daemon kube-router
   # kube-router's firewall chains and ipsets (its own --cleanup-config panics in the IPVS cleanup, which runs first
   # and finds no IPVS here): the jumps from INPUT/FORWARD/OUTPUT, then its chains, then its KUBE-SRC-/KUBE-DST- sets
@@ -210,6 +206,20 @@ stop() {
   for ch in $router_chains; do iptables -w -F "$ch" 2>/dev/null || true; done
   for ch in $router_chains; do iptables -w -X "$ch" 2>/dev/null || true; done
   for s in $(ipset list -n 2>/dev/null | grep -E '^KUBE-(SRC|DST)-'); do ipset destroy "$s" 2>/dev/null || true; done
+}
+
+# Everything a node leaves on the host, in the order that lets each step succeed.
+stop() {
+  if [ -S "$sock" ] && running "$(cat "$state/pids/containerd.pid" 2>/dev/null || echo 0)"; then
+    stop_daemon kubelet
+    # end every container of this node
+    local ids
+    ids=$(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null || true)
+    for id in $ids; do ctr --address "$sock" -n k8s.io tasks kill -s KILL "$id" >/dev/null 2>&1 || true; done
+  fi
+  stop_daemon kubelet
+  stop_daemon kube-proxy
+  firewall_stop
   [ -x "$state/bin/kube-proxy" ] && "$state/bin/kube-proxy" --cleanup >/dev/null 2>&1 || true
   stop_daemon containerd
   # shims outlive containerd: end the ones of this node (their -address names our socket)
@@ -256,8 +266,10 @@ stop() {
 case ${1:-status} in
   start) start ;;
   stop) stop ;;
+  firewall-start) firewall_start ;;
+  firewall-stop) firewall_stop ;;
   status)
     if node_ready; then echo "node $node: Ready"; else echo "node $node: not ready"; exit 1; fi
     ;;
-  *) die "usage: $0 start|stop|status" ;;
+  *) die "usage: $0 start|stop|status|firewall-start|firewall-stop" ;;
 esac

@@ -33,6 +33,13 @@ class Testbed:
         """A value the testbed wrote into its state dir (e.g. postgres-url, registry-url)."""
         return (self.state / name).read_text().strip()
 
+    def firewall(self, on: bool) -> None:
+        """NetworkPolicy enforcement on the real node (kube-router's firewall controller) on or off."""
+        import subprocess
+
+        action = "firewall-start" if on else "firewall-stop"
+        subprocess.run(["bash", str(self.repo / "testbed/svc_40_node.sh"), action], check=True, capture_output=True)
+
     @property
     def node_ip(self) -> str:
         """The real node's IP, where the registry and the external PostgreSQL also listen (pods reach it)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 import subprocess
 import time
@@ -189,7 +190,7 @@ def test_job_mode_runs_pg_dump_in_a_job_on_a_pvc(scratch, kube, playbook):
     assert job.spec.backoff_limit == 0
     pod = job.spec.template.spec
     c = pod.containers[0]
-    assert c.image.endswith("/coderstack-testbed/postgres:15")
+    assert re.search(r"/coderstack-testbed/postgres:15@sha256:[0-9a-f]{64}$", c.image), c.image
     env = {e.name: e for e in c.env}
     assert set(env) == {"DUMP"}, "the connection must come from the PG* Secret, not a URL variable"
     assert [e.secret_ref.name for e in c.env_from] == ["coder-db-backup-env"]

@@ -11,6 +11,7 @@ from contextlib import closing
 
 import pytest
 import requests
+from helpers.pki import certificate, pem
 
 NS = "coder"
 
@@ -54,25 +55,10 @@ def _served_certificate(pod_ip: str) -> bytes:
 def _leaf(ca_pem: bytes, ca_key_pem: bytes, name: str) -> bytes:
     """A server certificate for NAME signed with the platform CA's own key."""
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.hazmat.primitives import serialization
 
-    ca = x509.load_pem_x509_certificate(ca_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, None)
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca.subject)
-        .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return pem(certificate(name, x509.load_pem_x509_certificate(ca_pem), ca_key, dns=(name,))[0])
 
 
 def _openssl_verify(tmp_path, ca_pem: bytes, leaf_pem: bytes) -> subprocess.CompletedProcess:
@@ -139,26 +125,7 @@ def test_postgresql_refuses_plain_connections_and_verifies_with_the_platform_ca(
 
 
 def _self_signed(name: str) -> bytes:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM)
+    return pem(certificate(name, ca=True)[0])
 
 
 def test_forced_renewal_keeps_the_ca_and_postgresql_serves_it(converged, core, kube, playbook, testbed):

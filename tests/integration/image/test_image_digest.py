@@ -9,8 +9,6 @@ else; with the token the request goes through to the real registry, whose answer
 from __future__ import annotations
 
 import base64
-import datetime
-import ipaddress
 import json
 import re
 import secrets
@@ -21,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from helpers.pki import certificate, key_pem, pem
 
 NS = "coder"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -59,54 +58,10 @@ def test_platform_runs_coder_and_postgresql_by_digest(converged, kube):
 
 def _tls(tmp_path) -> tuple[str, str, str]:
     """A CA and a certificate for 127.0.0.1 it signed: (ca file, cert file, key file)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stand-in registry CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca, ca_key = certificate("stand-in registry CA", ca=True)
+    cert, key = certificate("127.0.0.1", ca, ca_key, ips=("127.0.0.1",))
     files = []
-    for name, data in (
-        ("ca.crt", ca.public_bytes(serialization.Encoding.PEM)),
-        ("tls.crt", cert.public_bytes(serialization.Encoding.PEM)),
-        (
-            "tls.key",
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        ),
-    ):
+    for name, data in (("ca.crt", pem(ca)), ("tls.crt", pem(cert)), ("tls.key", key_pem(key))):
         (tmp_path / name).write_bytes(data)
         files.append(str(tmp_path / name))
     return files[0], files[1], files[2]

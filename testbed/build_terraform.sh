@@ -6,6 +6,8 @@
 #   $cache/bin/tofu-$TOFU_VERSION                               linked as $state/bin/terraform (and $state/bin/tofu)
 #   $cache/bin/terraform-provider-coder-$TF_PROVIDER_CODER_VERSION
 #   $cache/bin/terraform-provider-kubernetes-$TF_PROVIDER_KUBERNETES_VERSION
+#   $cache/bin/terraform-provider-kubectl-$TF_PROVIDER_KUBECTL_VERSION     (gavinbunney/kubectl: the workspace pod as a raw
+#                                                                 manifest, so templates can say hostUsers; templates/README.md)
 #   $cache/terraform-mirror/<host>/<ns>/<type>/<version>/linux_amd64/terraform-provider-<type>_v<version>
 #   $state/terraformrc                                          TF_CLI_CONFIG_FILE for Coder and templates/validate.sh
 #
@@ -33,6 +35,7 @@ set -euo pipefail
 tofu_v=${TOFU_VERSION:?TOFU_VERSION missing in testbed/versions.env}
 coder_pv=${TF_PROVIDER_CODER_VERSION:?TF_PROVIDER_CODER_VERSION missing in testbed/versions.env}
 kube_pv=${TF_PROVIDER_KUBERNETES_VERSION:?TF_PROVIDER_KUBERNETES_VERSION missing in testbed/versions.env}
+kubectl_pv=${TF_PROVIDER_KUBECTL_VERSION:?TF_PROVIDER_KUBECTL_VERSION missing in testbed/versions.env}
 mirror="$cache/terraform-mirror"
 only=${1:-all}
 want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
@@ -101,6 +104,15 @@ if want kubernetes-provider; then
   mirror_provider hashicorp kubernetes "$kube_pv" "$cache/bin/terraform-provider-kubernetes-$kube_pv"
 fi
 
+if want kubectl-provider; then
+  w="$cache/src/terraform-provider-kubectl-$kubectl_pv"
+  if [ ! -x "$cache/bin/terraform-provider-kubectl-$kubectl_pv" ]; then
+    mapfile -t reps < <(module_replaces "github.com/gavinbunney/terraform-provider-kubectl@$kubectl_pv")
+    go_wrapper "$w" "github.com/gavinbunney/terraform-provider-kubectl@$kubectl_pv" "${reps[@]}"
+  fi
+  go_binary terraform-provider-kubectl "$kubectl_pv" "$w" github.com/gavinbunney/terraform-provider-kubectl
+  mirror_provider gavinbunney kubectl "$kubectl_pv" "$cache/bin/terraform-provider-kubectl-$kubectl_pv"
+fi
 # The CLI config: providers come from the mirror and nowhere else (no `direct` block: anything not in the mirror
 # fails at `init` instead of reaching for the internet).
 cat >"$state/terraformrc.tmp" <<EOF
@@ -109,7 +121,8 @@ disable_checkpoint = true
 provider_installation {
   filesystem_mirror {
     path    = "$mirror"
-    include = ["registry.terraform.io/coder/*", "registry.terraform.io/hashicorp/*", "registry.opentofu.org/coder/*", "registry.opentofu.org/hashicorp/*"]
+    include = ["registry.terraform.io/coder/*", "registry.terraform.io/hashicorp/*", "registry.opentofu.org/coder/*", "registry.opentofu.org/hashicorp/*",
+               "registry.terraform.io/gavinbunney/*", "registry.opentofu.org/gavinbunney/*"]
   }
 }
 EOF

@@ -96,7 +96,7 @@ build() {
     echo "$h $target" >"$pushed"
     # the tag moved: the node forgets its copy, so the next pod that starts with it pulls the new one
     local sock="$state/node/containerd/containerd.sock"
-    [ -S "$sock" ] && ctr --address "$sock" -n k8s.io images rm "$target" >/dev/null 2>&1 || true
+    [ -S "$sock" ] && "$state/bin/ctr" --address "$sock" -n k8s.io images rm "$target" >/dev/null 2>&1 || true
     log "image $name: pushed $target"
   fi
 }

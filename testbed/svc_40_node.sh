@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The testbed's real node, $TESTBED_NODE_NAME on $TESTBED_NODE_IP: Debian's containerd + runc, the CNI plugins
+# The testbed's real node, $TESTBED_NODE_NAME on $TESTBED_NODE_IP: containerd 2.x + runc (testbed/build_runtime.sh), the CNI plugins
 # (bridge on $TESTBED_BRIDGE, host-local IPAM in $TESTBED_POD_CIDR, portmap for hostPorts, loopback), and kubelet +
 # kube-proxy built from the same k8s.io/kubernetes module as the control plane (testbed/build.sh).
 #   - kubelet: x509 client certificate (system:node:<name>), serving certificate signed by the testbed CA, no
@@ -25,15 +25,21 @@ config() {
   mkdir -p "$dir/containerd" "$dir/cni/net.d" "$dir/cni/ipam" "$dir/certs.d/$TESTBED_REGISTRY" "$kroot" "$dir/kube-proxy"
   local user pass
   user=$(cat "$state/registry/username"); pass=$(cat "$state/registry/password")
-  cat >"$dir/certs.d/$TESTBED_REGISTRY/hosts.toml" <<EOF
+  # The registry's credentials as a static Authorization header of its hosts.toml (the CRI `registry.configs.*.auth`
+  # table is deprecated in containerd 2.x): only the node can read it
+  (umask 077; cat >"$dir/certs.d/$TESTBED_REGISTRY/hosts.toml" <<EOF
+# Written by testbed/svc_40_node.sh
 server = "https://$TESTBED_REGISTRY"
 [host."https://$TESTBED_REGISTRY"]
   capabilities = ["pull", "resolve"]
   ca = "$state/registry/ca/ca.crt"
+  [host."https://$TESTBED_REGISTRY".header]
+    Authorization = "Basic $(printf '%s:%s' "$user" "$pass" | base64 -w0)"
 EOF
-  (umask 077; cat >"$dir/containerd/config.toml" <<EOF
-# Written by testbed/svc_40_node.sh
-version = 2
+  )
+  cat >"$dir/containerd/config.toml" <<EOF
+# Written by testbed/svc_40_node.sh (containerd 2.x configuration format)
+version = 3
 root = "$dir/containerd/root"
 state = "$dir/containerd/state"
 [grpc]
@@ -42,27 +48,26 @@ state = "$dir/containerd/state"
   address = "$sock.ttrpc"
 [debug]
   level = "warn"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$TESTBED_REGISTRY/coderstack-testbed/pause:1"
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "$TESTBED_REGISTRY/coderstack-testbed/pause:1"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "$dir/certs.d"
+[plugins.'io.containerd.cri.v1.runtime']
   # no CAP_SYS_RESOURCE for lowering oom_score_adj here
   restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+        BinaryName = "$state/bin/runc"
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["/usr/lib/cni"]
     conf_dir = "$dir/cni/net.d"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$dir/certs.d"
-    [plugins."io.containerd.grpc.v1.cri".registry.configs."$TESTBED_REGISTRY".auth]
-      username = "$user"
-      password = "$pass"
 EOF
-  )
   cat >"$dir/cni/net.d/10-coderstack-testbed.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -138,7 +143,9 @@ start() {
   for b in kubelet kube-proxy kube-router; do
     [ -x "$state/bin/$b" ] || die "$state/bin/$b is missing: run scripts/setup.sh (testbed/build.sh)"
   done
-  command -v containerd >/dev/null || die "containerd is missing (testbed/apt-packages.txt; run scripts/setup.sh)"
+  for b in containerd containerd-shim-runc-v2 ctr runc; do
+    [ -x "$state/bin/$b" ] || die "$state/bin/$b is missing: run scripts/setup.sh (testbed/build_runtime.sh)"
+  done
   [ -f "$state/images/pause.pushed" ] || die "the pause image is not in the registry (testbed/svc_30_images.sh start)"
   local t0=$SECONDS
   config

@@ -1,6 +1,6 @@
 # coderstack workspace template "kubernetes-dind" (walkthrough 000): one pod per workspace running our base image
 # (image/ in the inventory's registry: fish, ssh, code-server, dockerd), three persistent volumes (home, docker data,
-# linuxbrew) and, when the admin opts in, a privileged container so dockerd can run inside it (docker-in-docker).
+# linuxbrew); dockerd runs in it as docker_mode says (userns by default: root only inside the pod).
 # Template variables (admin, set by roles/coder_templates from inventory) vs parameters (users, per workspace):
 # see README.md beside this file.
 
@@ -15,6 +15,12 @@ terraform {
       # resources { requests { ... } } are blocks; 2.x made them maps, so the major version is pinned.
       source  = "hashicorp/kubernetes"
       version = "~> 1.13.4"
+    }
+    kubectl = {
+      # The workspace pod as a manifest (kubectl_manifest): hashicorp/kubernetes 1.13 cannot say hostUsers,
+      # procMount or ephemeral-storage. See templates/README.md, "Why the pod is a kubectl_manifest".
+      source  = "gavinbunney/kubectl"
+      version = "~> 1.19.0"
     }
   }
 }
@@ -63,10 +69,24 @@ variable "image_pull_policy" {
   }
 }
 
-variable "privileged" {
-  type        = bool
-  description = "Run the workspace container privileged. Needed for docker-in-docker (dockerd in the workspace); gives the workspace root on its node. Off unless the admin opts in."
-  default     = false
+variable "docker_mode" {
+  type        = string
+  description = "How dockerd runs in a workspace. userns: the pod runs in a user namespace (hostUsers false); root and the capabilities dockerd needs hold only inside the pod (needs Kubernetes >= 1.33 with containerd >= 2.0 or CRI-O >= 1.25, runc >= 1.2). privileged: a privileged container, root on its node (old clusters only; coderstack puts these workspaces in a namespace of their own). none: no dockerd, no extra privilege."
+  default     = "userns"
+  validation {
+    condition     = contains(["userns", "privileged", "none"], var.docker_mode)
+    error_message = "docker_mode must be userns, privileged or none."
+  }
+}
+
+variable "ephemeral_storage" {
+  type        = number
+  description = "Limit of the pod's ephemeral storage in GiB (container layer, logs, emptyDir; the docker data and home are volumes): the kubelet evicts a pod above it, so one workspace cannot fill its node's disk."
+  default     = 10
+  validation {
+    condition     = var.ephemeral_storage >= 1 && var.ephemeral_storage <= 1024
+    error_message = "ephemeral_storage must be from 1 to 1024 (GiB)."
+  }
 }
 
 variable "linuxbrew" {
@@ -212,6 +232,14 @@ provider "kubernetes" {
   token                  = !var.use_kubeconfig && fileexists("${local.sa_dir}/token") ? file("${local.sa_dir}/token") : null
 }
 
+provider "kubectl" {
+  load_config_file       = var.use_kubeconfig
+  config_path            = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
+  host                   = var.use_kubeconfig ? null : "https://kubernetes.default.svc"
+  cluster_ca_certificate = !var.use_kubeconfig && fileexists("${local.sa_dir}/ca.crt") ? file("${local.sa_dir}/ca.crt") : null
+  token                  = !var.use_kubeconfig && fileexists("${local.sa_dir}/token") ? file("${local.sa_dir}/token") : null
+}
+
 data "coder_workspace" "me" {}
 data "coder_workspace_owner" "me" {}
 
@@ -328,85 +356,93 @@ resource "kubernetes_persistent_volume_claim" "volume" {
   }
 }
 
-resource "kubernetes_pod" "main" {
-  count = data.coder_workspace.me.start_count
-  metadata {
-    name        = local.name
-    namespace   = var.namespace
-    labels      = local.labels
-    annotations = local.annotations
-  }
-  spec {
-    container {
-      name              = "dev"
-      image             = data.coder_parameter.image.value
-      image_pull_policy = var.image_pull_policy
-      command           = ["sh", "-c", local.init_command]
-      env {
-        name  = "CODER_AGENT_TOKEN"
-        value = coder_agent.main.token
-      }
-      env {
-        # read by the image's bootstrap.fish
-        name  = "CODERSTACK_LINUXBREW"
-        value = var.linuxbrew ? "1" : "0"
-      }
-      env {
-        # read by the image's bootstrap.fish: code-server (no auth of its own) listens on the pod's loopback only;
-        # Coder's app proxy reaches it through the agent, which connects to localhost
-        name  = "CODE_SERVER_BIND_ADDR"
-        value = "127.0.0.1:${var.code_server_port}"
-      }
-      security_context {
-        # docker-in-docker needs a privileged container; opt-in per template (variable "privileged").
-        privileged = var.privileged
-      }
-      resources {
-        requests {
-          cpu    = "250m"
-          memory = "512Mi"
-        }
-        limits {
-          cpu    = data.coder_parameter.cpu.value
-          memory = "${data.coder_parameter.memory.value}Gi"
-        }
-      }
-      dynamic "volume_mount" {
-        for_each = local.volumes
-        content {
-          name       = volume_mount.key
-          mount_path = volume_mount.value.path
-          read_only  = false
-        }
-      }
-      dynamic "volume_mount" {
-        for_each = var.ca_configmap == "" ? [] : [1]
-        content {
-          name       = "coderstack-ca"
-          mount_path = "/etc/coderstack/ca"
-          read_only  = true
-        }
-      }
+locals {
+  # The container's security context per docker_mode (see variable docker_mode and README.md, "Docker modes").
+  # userns: the pod's uid 0 is an unprivileged uid range on the node (hostUsers false below); dockerd needs to mount,
+  # make namespaces and set up its network inside it, which these capabilities allow only within the pod's user
+  # namespace. A fresh /proc for the containers dockerd starts needs the pod's own /proc unmasked (procMount), which
+  # Kubernetes allows only in a user namespace.
+  security_context = {
+    userns = {
+      privileged               = false
+      allowPrivilegeEscalation = true
+      procMount                = "Unmasked"
+      capabilities             = { add = ["SYS_ADMIN", "NET_ADMIN"] }
+      seccompProfile           = { type = "Unconfined" }
+      appArmorProfile          = { type = "Unconfined" }
     }
-    dynamic "volume" {
-      for_each = local.volumes
-      content {
-        name = volume.key
-        persistent_volume_claim {
-          claim_name = kubernetes_persistent_volume_claim.volume[volume.key].metadata[0].name
-          read_only  = false
-        }
-      }
-    }
-    dynamic "volume" {
-      for_each = var.ca_configmap == "" ? [] : [1]
-      content {
-        name = "coderstack-ca"
-        config_map {
-          name     = var.ca_configmap
-          optional = true
-        }
-      }
+    privileged = { privileged = true }
+    none = {
+      privileged               = false
+      allowPrivilegeEscalation = false
+      seccompProfile           = { type = "RuntimeDefault" }
     }
   }
+  env = [
+    { name = "CODER_AGENT_TOKEN", value = coder_agent.main.token },
+    # read by the image's bootstrap.fish
+    { name = "CODERSTACK_LINUXBREW", value = var.linuxbrew ? "1" : "0" },
+    { name = "CODERSTACK_DOCKERD", value = var.docker_mode == "none" ? "0" : "1" },
+    { name = "CODERSTACK_DOCKER_MODE", value = var.docker_mode },
+    # code-server (no auth of its own) listens on the pod's loopback only; Coder's app proxy reaches it through the
+    # agent, which connects to localhost
+    { name = "CODE_SERVER_BIND_ADDR", value = "127.0.0.1:${var.code_server_port}" },
+  ]
+  ca_mount = var.ca_configmap == "" ? [] : [{ name = "coderstack-ca", mountPath = "/etc/coderstack/ca", readOnly = true }]
+  ca_volume = var.ca_configmap == "" ? [] : [{
+    name      = "coderstack-ca"
+    configMap = { name = var.ca_configmap, optional = true }
+  }]
+  pod = {
+    apiVersion = "v1"
+    kind       = "Pod"
+    metadata = {
+      name        = local.name
+      namespace   = var.namespace
+      labels      = local.labels
+      annotations = local.annotations
+    }
+    spec = merge({
+      automountServiceAccountToken = false
+      enableServiceLinks           = false
+      containers = [{
+        name            = "dev"
+        image           = data.coder_parameter.image.value
+        imagePullPolicy = var.image_pull_policy
+        command         = ["sh", "-c", local.init_command]
+        env             = local.env
+        securityContext = local.security_context[var.docker_mode]
+        resources = {
+          requests = { cpu = "250m", memory = "512Mi", "ephemeral-storage" = "1Gi" }
+          limits = {
+            cpu                 = data.coder_parameter.cpu.value
+            memory              = "${data.coder_parameter.memory.value}Gi"
+            "ephemeral-storage" = "${var.ephemeral_storage}Gi"
+          }
+        }
+        volumeMounts = concat(
+          [for k, v in local.volumes : { name = k, mountPath = v.path }],
+          local.ca_mount,
+        )
+      }]
+      volumes = concat(
+        [for k, v in local.volumes : {
+          name                  = k
+          persistentVolumeClaim = { claimName = kubernetes_persistent_volume_claim.volume[k].metadata[0].name }
+        }],
+        local.ca_volume,
+      )
+    }, var.docker_mode == "userns" ? { hostUsers = false } : {})
+  }
+}
+
+# The workspace pod, only while the workspace is started. Any change replaces it (a pod's spec is immutable), and a
+# stop waits until the pod is gone, so the next start can reuse its name and volumes.
+resource "kubectl_manifest" "main" {
+  count     = data.coder_workspace.me.start_count
+  yaml_body = yamlencode(local.pod)
+  force_new = true
+  wait      = true
+  # the agent token is in the container's environment: keep the spec out of plans and logs
+  sensitive_fields = ["spec"]
 }

@@ -29,6 +29,14 @@ class Testbed:
         except Exception:  # noqa: BLE001 - any failure means "not ready"
             return False
 
+    def pinned(self, name: str) -> str:
+        """A version testbed/versions.env pins (KUBERNETES_VERSION, CONTAINERD_VERSION, ...), as written there."""
+        for line in (self.repo / "testbed/versions.env").read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == name:
+                return value.split("#")[0].strip()
+        raise KeyError(f"{name} is not in testbed/versions.env")
+
     def read(self, name: str) -> str:
         """A value the testbed wrote into its state dir (e.g. postgres-url, registry-url)."""
         return (self.state / name).read_text().strip()

@@ -26,7 +26,13 @@ CASES = [
     ("users-not-list", {"coder_users": "alice"}, "coder_users"),
     ("target-not-a-choice", {"coderstack_target": "cloud"}, "coderstack_target"),
     ("teardown-flag-not-bool", {"teardown_ingress": "perhaps"}, "teardown_ingress"),
-    ("string-bool-dind-yes", {"coder_templates_dind_privileged": "yes"}, "coder_templates_dind_privileged is a string"),
+    ("docker-mode-not-a-choice", {"coderstack_docker_mode": "rootless"}, "coderstack_docker_mode"),
+    (
+        "dind-privileged-replaced",
+        {"coder_templates_dind_privileged": True},
+        "coder_templates_dind_privileged is no longer read: coderstack_docker_mode",
+    ),
+    ("dind-ephemeral-storage", {"coder_templates_dind_ephemeral_storage": 0}, "coder_templates_dind_ephemeral_storage"),
     ("string-bool-tls-false", {"coder_tls_enabled": "false"}, "coder_tls_enabled is a string"),
     # unknown keys (typos of role variables)
     ("unknown-postgres-key", {"postgres_storage_sise": "10Gi"}, "unknown variable(s) postgres_storage_sise"),
@@ -148,7 +154,7 @@ CASES = [
     (
         "dind-in-platform-namespace",
         {"coderstack_workspace_namespace": "coder"},
-        "coder_templates_dind_privileged is true and coderstack_workspace_namespace is the platform namespace",
+        "coderstack_docker_mode is userns and coderstack_workspace_namespace is the platform namespace",
     ),
     (
         "secure-cookie-over-http",
@@ -240,10 +246,10 @@ def test_inventory_file_with_typo_fails(unchanged, playbook, inventory_copy):
 def test_inventory_file_with_quoted_boolean_fails(unchanged, playbook, inventory_copy):
     """A quoted "false" in an inventory file is a string too: refused, naming the variable."""
     tpl = inventory_copy / "group_vars/all/templates.yml"
-    tpl.write_text(
-        tpl.read_text().replace("coder_templates_dind_privileged: true", 'coder_templates_dind_privileged: "no"')
-    )
-    _assert_refused(playbook("site.yml", inventory=inventory_copy), "coder_templates_dind_privileged is a string")
+    text = tpl.read_text()
+    assert "coder_templates_linuxbrew: false" in text
+    tpl.write_text(text.replace("coder_templates_linuxbrew: false", 'coder_templates_linuxbrew: "no"'))
+    _assert_refused(playbook("site.yml", inventory=inventory_copy), "coder_templates_linuxbrew is a string")
 
 
 def test_coder_playbook_alone_checks_its_tls_secret_before_the_upgrade(unchanged, playbook):

@@ -41,8 +41,8 @@ def test_helm_path_installs_an_ingress_nginx_release(playbook, kube, testbed, na
     extra = {
         "coderstack_namespace": namespace,
         "coderstack_workspace_namespace": namespace,
-        # one namespace for the platform and the workspaces: privileged docker-in-docker is refused there
-        "coder_templates_dind_privileged": False,
+        # one namespace for the platform and the workspaces: dockerd in workspaces is refused there
+        "coderstack_docker_mode": "none",
         **OWN_CA,
         "ingress_controller": "helm",
         "coderstack_ingress_class": cls,
@@ -160,8 +160,8 @@ def test_minikube_path_enables_addons_once(playbook, core, namespace, minikube_n
     extra = {
         "coderstack_namespace": namespace,
         "coderstack_workspace_namespace": namespace,
-        # one namespace for the platform and the workspaces: privileged docker-in-docker is refused there
-        "coder_templates_dind_privileged": False,
+        # one namespace for the platform and the workspaces: dockerd in workspaces is refused there
+        "coderstack_docker_mode": "none",
         **OWN_CA,
         "coderstack_target": "auto",
         # the minikube inventory's ingress settings (the testbed inventory uses its Traefik)

@@ -136,7 +136,8 @@ def test_templates_are_pushed_and_workspaces_isolated(shipped, kube):
     assert r.status_code == 200
     assert {t["name"] for t in r.json()} >= {"kubernetes-dind", "kubernetes-ollama"}
     ws = core.read_namespace(f"coder-{env}-workspaces").metadata.labels
-    assert ws["pod-security.kubernetes.io/enforce"] == "privileged"  # the inventory opts into docker-in-docker
+    # dockerd in user namespaces (coderstack_docker_mode userns): Pod Security privileged, guarded by our policy
+    assert ws["pod-security.kubernetes.io/enforce"] == "privileged"
     policies = client.NetworkingV1Api(kube).list_namespaced_network_policy(f"coder-{env}-workspaces").items
     assert {p.metadata.name for p in policies} == {"coderstack-workspaces-default-deny", "coderstack-workspaces-egress"}
 

@@ -32,13 +32,13 @@ def namespace(kube):
     core.delete_namespace(name)
 
 
-def test_server_reports_its_real_version(kube):
+def test_server_reports_its_real_version(testbed, kube):
     info = client.VersionApi(kube).get_code()
     assert info.major == "1"
-    assert info.git_version.startswith("v1.34."), info.git_version
+    assert info.git_version == testbed.pinned("KUBERNETES_VERSION"), info.git_version
 
 
-def test_one_real_node_and_tainted_simulated_nodes_are_ready(kube):
+def test_one_real_node_and_tainted_simulated_nodes_are_ready(testbed, kube):
     nodes = client.CoreV1Api(kube).list_node().items
     real = [n for n in nodes if (n.metadata.labels or {}).get("coderstack.io/testbed-node") == "real"]
     fake = [n for n in nodes if (n.metadata.labels or {}).get("type") == "kwok"]
@@ -48,8 +48,13 @@ def test_one_real_node_and_tainted_simulated_nodes_are_ready(kube):
         assert ready == "True", node.metadata.name
     # the real node: a kubelet and a container runtime that report themselves; schedulable by anything
     info = real[0].status.node_info
-    assert info.kubelet_version.startswith("v1.34."), info.kubelet_version
-    assert info.container_runtime_version.startswith("containerd://"), info.container_runtime_version
+    assert info.kubelet_version == testbed.pinned("KUBERNETES_VERSION"), info.kubelet_version
+    # containerd built from its module (testbed/build_runtime.sh), not Debian's 1.6: its default runtime handler says
+    # it can run user-namespaced pods (hostUsers: false), what the kubelet and coderstack's preflight read
+    want = "containerd://" + testbed.pinned("CONTAINERD_VERSION").lstrip("v")
+    assert info.container_runtime_version == want, info.container_runtime_version
+    handlers = {h.name: h.features for h in real[0].status.runtime_handlers or []}
+    assert handlers.get("") and handlers[""].user_namespaces is True, handlers
     assert not real[0].spec.taints
     # the simulated nodes only take pods that tolerate them
     for node in fake:

@@ -3,8 +3,10 @@ enforcer (kube-router's firewall controller, testbed/svc_40_node.sh):
 
 - workspaces live in their own namespace; Coder's service account may manage pods there and nothing in the platform
   namespace, so a template cannot mount the platform's Secrets;
-- Pod Security: the platform namespace enforces `restricted` (a privileged pod is refused), the workspace namespace
-  `privileged` because the testbed inventory opts into docker-in-docker;
+- Pod Security: the platform namespace enforces `restricted` (a privileged pod is refused); the workspace namespace
+  runs dockerd in user namespaces (coderstack_docker_mode userns): Pod Security `privileged` there, and coderstack's
+  admission policy refuses what would reach the node (privileged, host namespaces, host paths, capabilities beyond
+  dockerd's) and admits dockerd's extra rights only with `hostUsers: false`;
 - a pod in the workspace namespace reaches Coder and the cluster DNS, but not PostgreSQL and not another workspace;
   PostgreSQL refuses pods of other namespaces too;
 - the workspace image is limited to the inventory's registry: Coder refuses a workspace with another image.
@@ -63,28 +65,70 @@ def test_namespaces_carry_their_pod_security_levels(converged, kube):
     core = client.CoreV1Api(kube)
     labels = {ns: core.read_namespace(ns).metadata.labels for ns in (PLATFORM, WORKSPACES)}
     assert labels[PLATFORM]["pod-security.kubernetes.io/enforce"] == "restricted"
-    # the testbed inventory runs docker-in-docker (coder_templates_dind_privileged: true)
+    # the testbed inventory runs dockerd in user namespaces (coderstack_docker_mode userns): baseline forbids the
+    # capabilities dockerd needs even there, so the admission policy below is what guards the namespace
     assert labels[WORKSPACES]["pod-security.kubernetes.io/enforce"] == "privileged"
+
+
+def _dockerd_pod(ns: str, image: str, **spec) -> dict:
+    """A pod as templates/kubernetes-dind makes it in userns mode (what dockerd needs, in a user namespace)."""
+    m = pod_manifest(f"admission-{uuid.uuid4().hex[:6]}", ns, image, "true", hostUsers=False, **spec)
+    m["spec"]["containers"][0]["securityContext"] = {
+        "privileged": False,
+        "procMount": "Unmasked",
+        "capabilities": {"add": ["SYS_ADMIN", "NET_ADMIN"]},
+        "seccompProfile": {"type": "Unconfined"},
+    }
+    return m
+
+
+def _refused(core, ns: str, manifest: dict) -> str:
+    from kubernetes.client.rest import ApiException
+
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(ns, manifest, dry_run="All")
+    assert refused.value.status in (400, 403, 422), refused.value.body
+    return refused.value.body
 
 
 def test_platform_namespace_refuses_a_privileged_pod(converged, kube):
     from kubernetes import client
-    from kubernetes.client.rest import ApiException
 
     core = client.CoreV1Api(kube)
     image = workspace_image(kube)
-    privileged = {"securityContext": {"privileged": True}}
+    body = _refused(core, PLATFORM, _dockerd_pod(PLATFORM, image))
+    assert "violates PodSecurity" in body, body
+    privileged = pod_manifest("psa-probe", PLATFORM, image, "true")
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    assert "violates PodSecurity" in _refused(core, PLATFORM, privileged)
+    # control: the dockerd pod is admitted where workspaces run
+    core.create_namespaced_pod(WORKSPACES, _dockerd_pod(WORKSPACES, image), dry_run="All")
 
-    def manifest(ns: str) -> dict:
-        m = pod_manifest("psa-probe", ns, image, "true")
-        m["spec"]["containers"][0].update(privileged)
-        return m
 
-    with pytest.raises(ApiException) as refused:
-        core.create_namespaced_pod(PLATFORM, manifest(PLATFORM), dry_run="All")
-    assert refused.value.status == 403 and "violates PodSecurity" in refused.value.body
-    # control: the same pod is admitted where docker-in-docker workspaces run
-    core.create_namespaced_pod(WORKSPACES, manifest(WORKSPACES), dry_run="All")
+def test_workspace_namespace_admits_dockerd_only_in_a_user_namespace(converged, kube):
+    """coderstack_docker_mode userns: dockerd's rights only with hostUsers false, nothing that reaches the node."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    image = workspace_image(kube)
+    # positive controls: the userns dockerd pod and a plain baseline pod are admitted
+    core.create_namespaced_pod(WORKSPACES, _dockerd_pod(WORKSPACES, image), dry_run="All")
+    core.create_namespaced_pod(WORKSPACES, pod_manifest("plain", WORKSPACES, image, "true"), dry_run="All")
+
+    on_host_users = _dockerd_pod(WORKSPACES, image)
+    on_host_users["spec"]["hostUsers"] = True
+    assert "must run in a user namespace" in _refused(core, WORKSPACES, on_host_users)
+    privileged = _dockerd_pod(WORKSPACES, image)
+    privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    assert "privileged containers are refused" in _refused(core, WORKSPACES, privileged)
+    ptrace = _dockerd_pod(WORKSPACES, image)
+    ptrace["spec"]["containers"][0]["securityContext"]["capabilities"]["add"].append("SYS_PTRACE")
+    assert "may add only" in _refused(core, WORKSPACES, ptrace)
+    host_net = _dockerd_pod(WORKSPACES, image, hostNetwork=True)
+    assert "network, PID or IPC" in _refused(core, WORKSPACES, host_net)
+    host_path = _dockerd_pod(WORKSPACES, image, volumes=[{"name": "h", "hostPath": {"path": "/"}}])
+    host_path["spec"]["containers"][0]["volumeMounts"] = [{"name": "h", "mountPath": "/host"}]
+    assert "host paths" in _refused(core, WORKSPACES, host_path)
 
 
 @pytest.mark.parametrize(

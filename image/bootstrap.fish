@@ -9,6 +9,19 @@
 #   CODE_SERVER_BIND_ADDR               default 127.0.0.1:9069 (loopback: code-server has no auth of its own here)
 cd $HOME
 
+# Whether this container runs in a user namespace of its own (hostUsers: false): its uid 0 is not the node's.
+function in_user_namespace
+    not string match -qr '^\s*0\s+0\s+4294967295\s*$' -- (head -n1 /proc/self/uid_map)
+end
+
+# Whether this container may make cgroups (dockerd's per-container cgroups): a scratch one in its own cgroup.
+function dockerd_cgroups_writable
+    set -l base /sys/fs/cgroup
+    test -e $base/cgroup.controllers; or set base /sys/fs/cgroup/pids  # cgroup v2, else v1's pids hierarchy
+    set -l probe $base/coderstack-probe-$fish_pid
+    mkdir $probe 2>/dev/null; and rmdir $probe
+end
+
 mkdir -p projects .config/fish
 
 if not test -e .config/fish/config.fish
@@ -31,8 +44,20 @@ if test "$CODERSTACK_DOCKERD" = 0
 else if test (id -u) -ne 0
     echo "dockerd: skipped (not root)"
 else if command -q dockerd
-    echo "starting dockerd.. (log /var/log/dockerd.log)"
-    dockerd >/var/log/dockerd.log 2>&1 &
+    set -l dockerd_args
+    if in_user_namespace
+        # coderstack_docker_mode userns: the volume's top directory belongs to the node's root, which this namespace
+        # does not map, and dockerd must own its data root (it sets its mode): a directory of its own in the volume.
+        set -a dockerd_args --data-root /var/lib/docker/userns
+    end
+    # In a user namespace the pod's cgroups belong to the node's root: on cgroup v1, or v2 without a delegated cgroup,
+    # dockerd cannot make one per container. Its rootless mode then runs containers in the pod's own cgroup (no
+    # per-container limits; the pod's limits bound them all).
+    if not dockerd_cgroups_writable
+        set -a dockerd_args --rootless
+    end
+    echo "starting dockerd $dockerd_args.. (log /var/log/dockerd.log)"
+    dockerd $dockerd_args >/var/log/dockerd.log 2>&1 &
 end
 
 set -q CODE_SERVER_BIND_ADDR

@@ -48,6 +48,9 @@ state = "$dir/containerd/state"
   address = "$sock.ttrpc"
 [debug]
   level = "warn"
+# NRI would listen on /var/run/nri/nri.sock, a host path the node does not need
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "overlayfs"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]

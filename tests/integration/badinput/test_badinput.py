@@ -11,6 +11,7 @@ version) are not repeated here."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
@@ -250,6 +251,37 @@ def test_inventory_file_with_quoted_boolean_fails(unchanged, playbook, inventory
     assert "coder_templates_linuxbrew: false" in text
     tpl.write_text(text.replace("coder_templates_linuxbrew: false", 'coder_templates_linuxbrew: "no"'))
     _assert_refused(playbook("site.yml", inventory=inventory_copy), "coder_templates_linuxbrew is a string")
+
+
+def test_userns_refused_where_a_node_cannot_run_it(unchanged, kube, playbook):
+    """coderstack_docker_mode userns with a node workspaces can land on whose runtime reports no user namespace
+    support (as Debian 12's containerd 1.6 would): preflight names the node and the way out, before any change. The
+    node is an API object only (PreferNoSchedule keeps the scheduler away; nothing runs it). The positive control is
+    every converge of the testbed inventory, whose real node reports the feature."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    name = f"userns-less-{uuid.uuid4().hex[:6]}"
+    node = {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux"}},
+        "spec": {"taints": [{"key": "coderstack.io/test", "value": "userns", "effect": "PreferNoSchedule"}]},
+        "status": {"nodeInfo": {"kubeletVersion": "v1.37.2", "containerRuntimeVersion": "containerd://1.6.20"}},
+    }
+    core.create_node(node)
+    try:
+        res = playbook("site.yml", timeout=300)
+    finally:
+        core.delete_node(name)
+    _assert_refused(
+        res,
+        (
+            f"coderstack_docker_mode is userns (workspace pods in a user namespace, hostUsers false), but these nodes "
+            f"cannot run such pods: {name} (kubelet v1.37.2, containerd://1.6.20",
+            "set coderstack_docker_mode to privileged",
+        ),
+    )
 
 
 def test_coder_playbook_alone_checks_its_tls_secret_before_the_upgrade(unchanged, playbook):

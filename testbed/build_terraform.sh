@@ -121,8 +121,7 @@ disable_checkpoint = true
 provider_installation {
   filesystem_mirror {
     path    = "$mirror"
-    include = ["registry.terraform.io/coder/*", "registry.terraform.io/hashicorp/*", "registry.opentofu.org/coder/*", "registry.opentofu.org/hashicorp/*",
-               "registry.terraform.io/gavinbunney/*", "registry.opentofu.org/gavinbunney/*"]
+    include = ["registry.terraform.io/*/*", "registry.opentofu.org/*/*"]
   }
 }
 EOF

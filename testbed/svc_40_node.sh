@@ -38,13 +38,15 @@ server = "https://$TESTBED_REGISTRY"
 EOF
   )
   cat >"$dir/containerd/config.toml" <<EOF
-# Written by testbed/svc_40_node.sh (containerd 2.x configuration format)
-version = 3
+# Written by testbed/svc_40_node.sh (containerd 2.4's configuration format, version 4)
+version = 4
 root = "$dir/containerd/root"
 state = "$dir/containerd/state"
-[grpc]
+# nothing from the host's /etc/containerd/conf.d (the default)
+imports = []
+[plugins.'io.containerd.server.v1.grpc']
   address = "$sock"
-[ttrpc]
+[plugins.'io.containerd.server.v1.ttrpc']
   address = "$sock.ttrpc"
 [debug]
   level = "warn"

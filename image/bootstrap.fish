@@ -46,8 +46,8 @@ else if test (id -u) -ne 0
 else if command -q dockerd
     set -l dockerd_args
     if in_user_namespace
-        # coderstack_docker_mode userns: the volume's top directory belongs to the node's root, which this namespace
-        # does not map, and dockerd must own its data root (it sets its mode): a directory of its own in the volume.
+        # coderstack_docker_mode userns: overlay layers a dockerd made outside a user namespace (privileged mode, the
+        # walkthrough's) carry trusted.* attributes this namespace cannot read: a data root of its own in the volume.
         set -a dockerd_args --data-root /var/lib/docker/userns
     end
     # In a user namespace the pod's cgroups belong to the node's root: on cgroup v1, or v2 without a delegated cgroup,

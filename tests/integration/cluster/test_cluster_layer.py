@@ -278,3 +278,55 @@ def test_bad_input_fails_before_any_change(playbook, core, namespace, tmp_path, 
     assert "changed=0" in res.output or not res.recap, res.output[-2000:]
     assert all(h["changed"] == 0 for h in res.recap.values()), res.recap
     assert not namespace_exists(core, namespace)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# coderstack_docker_mode privileged: the docker workspaces get a namespace of their own, the others stay baseline
+
+
+def test_privileged_docker_gets_a_namespace_of_its_own(playbook, kube, namespace):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    core = client.CoreV1Api(kube)
+    ws, docker = f"{namespace}-ws", f"{namespace}-ws-docker"
+    extra = {
+        "coderstack_namespace": namespace,
+        "coderstack_workspace_namespace": ws,
+        "coderstack_docker_mode": "privileged",
+        "preflight_networkpolicy_proof": False,
+    }
+    try:
+        res = playbook("playbooks/namespaces.yml", extra_vars=extra)
+        assert res.rc == 0, res.output[-3000:]
+        levels = {n: core.read_namespace(n).metadata.labels["pod-security.kubernetes.io/enforce"] for n in (ws, docker)}
+        assert levels == {ws: "baseline", docker: "privileged"}
+        # the docker namespace is fenced like the workspace one, with the same limits
+        for n in (ws, docker):
+            policies = {p.metadata.name for p in client.NetworkingV1Api(kube).list_namespaced_network_policy(n).items}
+            assert policies == {"coderstack-workspaces-default-deny", "coderstack-workspaces-egress"}, (n, policies)
+            assert core.read_namespaced_resource_quota("coderstack-workspaces", n).spec.hard["pods"] == "50"
+        # no user-namespace admission policy in this mode
+        vap = client.AdmissionregistrationV1Api(kube)
+        with pytest.raises(ApiException) as gone:
+            vap.read_validating_admission_policy(f"coderstack-workspace-pods.{ws}")
+        assert gone.value.status == 404
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "dind"},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]},
+        }
+        with pytest.raises(ApiException) as refused:
+            core.create_namespaced_pod(ws, pod, dry_run="All")
+        assert refused.value.status == 403 and "violates PodSecurity" in refused.value.body
+        core.create_namespaced_pod(docker, pod, dry_run="All")  # control: admitted where docker workspaces run
+        again = playbook("playbooks/namespaces.yml", extra_vars=extra)
+        assert again.rc == 0 and again.changed == 0, again.output[-3000:]
+    finally:
+        for n in (ws, docker):
+            try:
+                core.delete_namespace(n)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise

@@ -117,6 +117,7 @@ def test_workspace_namespace_admits_dockerd_only_in_a_user_namespace(converged, 
 
     on_host_users = _dockerd_pod(WORKSPACES, image)
     on_host_users["spec"]["hostUsers"] = True
+    del on_host_users["spec"]["containers"][0]["securityContext"]["procMount"]  # the API itself refuses that one
     assert "must run in a user namespace" in _refused(core, WORKSPACES, on_host_users)
     privileged = _dockerd_pod(WORKSPACES, image)
     privileged["spec"]["containers"][0]["securityContext"] = {"privileged": True}
@@ -124,9 +125,10 @@ def test_workspace_namespace_admits_dockerd_only_in_a_user_namespace(converged, 
     ptrace = _dockerd_pod(WORKSPACES, image)
     ptrace["spec"]["containers"][0]["securityContext"]["capabilities"]["add"].append("SYS_PTRACE")
     assert "may add only" in _refused(core, WORKSPACES, ptrace)
-    host_net = _dockerd_pod(WORKSPACES, image, hostNetwork=True)
+    # plain pods (the API itself refuses host namespaces in a user namespace): Pod Security privileged would admit them
+    host_net = pod_manifest("host-net", WORKSPACES, image, "true", hostNetwork=True)
     assert "network, PID or IPC" in _refused(core, WORKSPACES, host_net)
-    host_path = _dockerd_pod(WORKSPACES, image, volumes=[{"name": "h", "hostPath": {"path": "/"}}])
+    host_path = pod_manifest("host-path", WORKSPACES, image, "true", volumes=[{"name": "h", "hostPath": {"path": "/"}}])
     host_path["spec"]["containers"][0]["volumeMounts"] = [{"name": "h", "mountPath": "/host"}]
     assert "host paths" in _refused(core, WORKSPACES, host_path)
 
@@ -375,8 +377,8 @@ def test_the_platform_runs_above_workspaces_and_limitless_containers_get_default
     bare = pod_manifest("limits-default", WORKSPACES, workspace_image(kube), "true")
     admitted = core.create_namespaced_pod(WORKSPACES, bare, dry_run="All").spec.containers[0].resources
     assert (admitted.limits, admitted.requests) == (
-        {"cpu": "2", "memory": "4Gi"},
-        {"cpu": "100m", "memory": "256Mi"},
+        {"cpu": "2", "memory": "4Gi", "ephemeral-storage": "10Gi"},
+        {"cpu": "100m", "memory": "256Mi", "ephemeral-storage": "256Mi"},
     ), admitted
 
 

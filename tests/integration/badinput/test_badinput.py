@@ -253,6 +253,11 @@ def test_inventory_file_with_quoted_boolean_fails(unchanged, playbook, inventory
     _assert_refused(playbook("site.yml", inventory=inventory_copy), "coder_templates_linuxbrew is a string")
 
 
+# the Node status fields the API client requires (the refusal reads only the two versions)
+NODE_INFO_REQUIRED = ["architecture", "bootID", "kernelVersion", "kubeProxyVersion", "machineID", "operatingSystem"]
+NODE_INFO_REQUIRED += ["osImage", "systemUUID"]
+
+
 def test_userns_refused_where_a_node_cannot_run_it(unchanged, kube, playbook):
     """coderstack_docker_mode userns with a node workspaces can land on whose runtime reports no user namespace
     support (as Debian 12's containerd 1.6 would): preflight names the node and the way out, before any change. The
@@ -267,7 +272,13 @@ def test_userns_refused_where_a_node_cannot_run_it(unchanged, kube, playbook):
         "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/os": "linux"}},
         "spec": {"taints": [{"key": "coderstack.io/test", "value": "userns", "effect": "PreferNoSchedule"}]},
-        "status": {"nodeInfo": {"kubeletVersion": "v1.37.2", "containerRuntimeVersion": "containerd://1.6.20"}},
+        "status": {
+            "nodeInfo": {
+                "kubeletVersion": "v1.37.2",
+                "containerRuntimeVersion": "containerd://1.6.20",
+                **dict.fromkeys(NODE_INFO_REQUIRED, "test"),
+            }
+        },
     }
     core.create_node(node)
     try:

@@ -8,7 +8,11 @@ import time
 import pytest
 from tpl_helpers import TEMPLATES, run_module
 
-DIND_VARS = {"namespace": "coder", "default_image": "127.0.0.1:15000/coderstack/workspace:it", "privileged": True}
+DIND_VARS = {
+    "namespace": "coder",
+    "default_image": "127.0.0.1:15000/coderstack/workspace:it",
+    "docker_mode": "privileged",
+}
 OLLAMA_VARS = {"namespace": "coder"}
 
 
@@ -76,7 +80,8 @@ def test_dind_parameters_and_variables(coder, imported):
     assert params["image"]["default_value"] == DIND_VARS["default_image"]
     assert params["image"]["type"] == "string"
     variables = {v["name"]: v for v in client.template_version_variables(vid)}
-    assert variables["privileged"]["value"] == "true"
+    assert variables["docker_mode"]["value"] == "privileged"
+    assert variables["ephemeral_storage"]["default_value"] == "10"
     assert variables["namespace"]["value"] == "coder"
     assert variables["home_disk_size"]["default_value"] == "4"
     assert variables["docker_disk_size"]["default_value"] == "10"

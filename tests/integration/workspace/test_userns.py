@@ -11,19 +11,17 @@ kubelet's private key through the node's root.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import uuid
 
 import pytest
 from helpers.parts import STATE
-from helpers.pods import pod_manifest, workspace_image
+from helpers.pods import node_root_probe, pod_manifest, workspace_image
 
 pytestmark = pytest.mark.slow
 WS_NS = "coder-workspaces"
 POD = "coder-carol-dev"
-KUBELET_KEY = STATE / "pki/kubelet.key"
 
 
 def kubectl(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -50,14 +48,6 @@ def host_pid(kube, ns: str, pod: str) -> int:
     ).stdout
     [pid] = [int(line.split()[1]) for line in out.splitlines() if line.startswith(cid)]
     return pid
-
-
-def root_device() -> tuple[str, int, int]:
-    """The node's root file system's block device (kubelet credentials, PostgreSQL's volume) and its numbers."""
-    st = os.stat(str(STATE))
-    major, minor = os.major(st.st_dev), os.minor(st.st_dev)
-    name = os.path.basename(os.path.realpath(f"/sys/dev/block/{major}:{minor}"))
-    return name, major, minor
 
 
 @pytest.fixture(scope="module")
@@ -107,28 +97,8 @@ def test_root_in_the_workspace_is_an_unprivileged_uid_on_the_node(workspace_pod,
     assert sh(WS_NS, workspace_pod, "cat /proc/self/uid_map").stdout.split() == ["0", str(outside), "65536"]
 
 
-# Root on the node from a container, the classic way on cgroup v1 (this host): mount a cgroup hierarchy, point its
-# release_agent at a script in the container's own layer (its path on the node from the overlay's upperdir) and let
-# the kernel run it, as the node's root, when the cgroup empties. The script only checks that the kubelet's private key
-# is readable (it is never printed); the hierarchy's release_agent is put back and the cgroup removed.
-ESCAPE = """
-d=/tmp/cs-cgroup; mkdir -p $d; mount -t cgroup -o pids cgroup $d 2>/dev/null || exit 0
-up=$(sed -n 's/.*upperdir=\\([^,]*\\).*/\\1/p' /proc/self/mountinfo | head -n1)
-old=$(cat $d/release_agent)
-printf '#!/bin/sh\\ngrep -q "PRIVATE KEY" %s && touch %s/kubelet-key-read\\n' "{key}" "$up" >/cs-agent
-chmod +x /cs-agent; mkdir -p $d/cs-escape; echo 1 >$d/cs-escape/notify_on_release; echo "$up/cs-agent" >$d/release_agent
-sh -c "echo \\$\\$ >$d/cs-escape/cgroup.procs"; sleep 1
-test -e /kubelet-key-read && echo kubelet-key
-echo "$old" >$d/release_agent; rmdir $d/cs-escape; umount $d; rm -f /cs-agent /kubelet-key-read
-"""
-
-
 def test_the_nodes_credentials_are_out_of_reach_of_workspace_root(workspace_pod, privileged_pod):
-    name, major, minor = root_device()
-    probe = (
-        f"test -b /dev/{name} && echo device; mknod /tmp/disk b {major} {minor} 2>/dev/null && echo mknod;"
-        + ESCAPE.format(key=KUBELET_KEY)
-    )
+    probe = node_root_probe()
     # the workspace: no device node of the node's disk, none can be made, no cgroup hierarchy to mount
     assert sh(WS_NS, workspace_pod, probe).stdout.split() == []
     # control: the same probe as root in a privileged container has the disk's device and reads the kubelet's key

@@ -10,14 +10,15 @@ site.yml (the session fixture `converged`) creates carol's `dev` workspace from 
 from __future__ import annotations
 
 import base64
+import functools
 import subprocess
-import tarfile
 import time
 import uuid
 
 import pytest
 from helpers.modules import run_module
 from helpers.parts import REPO, STATE
+from helpers.pods import HELLO, docker_runs_a_local_image
 
 pytestmark = pytest.mark.slow
 NS = "coder"  # the platform: Secrets
@@ -126,24 +127,9 @@ def test_dind_agent_used_the_access_url_with_the_exported_ca(dind):
 def test_fish_is_the_shell_and_docker_runs_a_local_image(dind, tmp_path):
     assert in_pod(POD, "getent passwd root").strip().endswith(":/usr/bin/fish")
     assert in_pod(POD, "fish -c 'echo $FISH_VERSION'").strip()
-    # dockerd was started by the image's bootstrap (docker-in-docker, in the pod's user namespace)
-    deadline = time.monotonic() + 90
-    while True:
-        proc = kubectl("exec", "-n", WS_NS, POD, "-c", "dev", "--", "docker", "info", "--format", "{{.ServerVersion}}")
-        if proc.returncode == 0 and proc.stdout.strip():
-            break
-        assert time.monotonic() < deadline, f"docker info never answered: {proc.stderr.decode()[-1000:]}"
-        time.sleep(2)
-    # a locally provided image: a static program built here, imported into the workspace's dockerd and run there
-    src = tmp_path / "hello.c"
-    src.write_text('#include <stdio.h>\nint main(void){puts("hello from a container in a coderstack workspace");}\n')
-    subprocess.run(["gcc", "-static", "-Os", "-o", str(tmp_path / "hello"), str(src)], check=True)
-    rootfs = tmp_path / "rootfs.tar"
-    with tarfile.open(rootfs, "w") as tar:
-        tar.add(tmp_path / "hello", arcname="hello")
-    in_pod(POD, "docker import - coderstack-test/hello:local >/dev/null", stdin=rootfs.read_bytes())
-    out = in_pod(POD, "docker run --rm coderstack-test/hello:local /hello", timeout=180)
-    assert out.strip() == "hello from a container in a coderstack workspace"
+    # dockerd was started by the image's bootstrap (docker-in-docker, in the pod's user namespace); a locally provided
+    # image (helpers.pods.hello_rootfs) is imported into it and run there
+    assert docker_runs_a_local_image(functools.partial(in_pod, POD), tmp_path) == HELLO
 
 
 def test_home_survives_stop_and_start(dind, testbed, kube):

@@ -187,7 +187,8 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     }
     res = playbook("playbooks/teardown.yml", extra_vars={**base, **ing})
     assert res.rc == 0, res.output
-    assert "uninstalled, namespace deleted" in _text(res)
+    assert f"ingress release {install['ing']}/ing uninstalled" in _text(res)
+    assert f"ingress namespace {install['ing']} deleted" in _text(res)
     assert not _exists(core.read_namespace, install["ing"])
 
     # purge with confirmation: the namespace and its PVCs and Secrets are gone; again: changed=0
@@ -217,7 +218,7 @@ def test_teardown_keeps_a_release_and_database_it_did_not_make(testbed, kube, pl
         res = playbook("playbooks/teardown.yml", extra_vars=ev)
         assert res.rc == 0, res.output
         assert res.changed == 0, res.output
-        assert f"Kept: Helm release {ns}/coder (coderstack did not install it" in _text(res)
+        assert f"Coder release {ns}/coder kept: coderstack did not install it" in _text(res)
         assert f"Kept: PostgreSQL {ns}/coder-db (coderstack did not make it" in _text(res)
         assert _releases(testbed, ns) == ["coder"]
         assert _exists(apps.read_namespaced_stateful_set, "coder-db", ns)
@@ -342,7 +343,7 @@ def test_a_roles_inverse_runs_alone_from_its_playbook(testbed, kube, playbook):
         assert _releases(testbed, ns) == ["other"]
         res = playbook("playbooks/storage.yml", extra_vars={**ev, "storage_release_name": "lp"})
         assert res.rc == 0 and res.changed == 0, res.output[-3000:]
-        assert f"no storage release {ns}/lp (nothing to remove)" in _text(res)
+        assert f"storage release {ns}/lp not found (nothing to remove)" in _text(res)
         res = playbook("playbooks/storage.yml", extra_vars={**ev, "storage_release_name": "other"})
         assert res.rc == 0 and res.changed == 0, res.output[-3000:]
         assert f"storage release {ns}/other kept: coderstack did not install it" in _text(res)

@@ -57,6 +57,7 @@ say "the current-Ansible lane: unit tests and ansible-test sanity (ran beside mo
 lane_rc=0
 wait "$lane_pid" || lane_rc=$?
 cat "$lane_log" >&2
+rm -f "$lane_log"
 if [ "$lane_rc" != 0 ]; then
   say "FAILED: the current-Ansible lane's unit tests or sanity (exit $lane_rc; its lines above)"
   exit 1

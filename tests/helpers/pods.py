@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
 
@@ -135,3 +136,18 @@ def node_root_probe() -> str:
         f"test -b /dev/{name} && echo device; mknod /tmp/disk b {major} {minor} 2>/dev/null && echo mknod;"
         + _ESCAPE.format(key=STATE / "pki/kubelet.key")
     )
+
+
+def kubectl(*args: str, stdin: bytes | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """The testbed's kubectl (bytes in and out; never raises on a non-zero exit)."""
+    cmd = [str(STATE / "bin/kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
+
+
+def in_workspace(ns: str, pod: str, script: str, stdin: bytes | None = None, timeout: int = 120) -> str:
+    """Run a shell script in a workspace pod's `dev` container (kubectl exec, as the container's user); its stdout.
+    A non-zero exit fails the test with the script and its stderr."""
+    args = ["exec", "-n", ns, *(["-i"] if stdin is not None else []), pod, "-c", "dev", "--", "sh", "-c", script]
+    proc = kubectl(*args, stdin=stdin, timeout=timeout)
+    assert proc.returncode == 0, f"`{script}` in {ns}/{pod} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
+    return proc.stdout.decode()

@@ -20,7 +20,7 @@ import pytest
 from helpers.ansible_run import run_playbook
 from helpers.modules import run_module
 from helpers.parts import STATE
-from helpers.pods import HELLO, docker_runs_a_local_image, node_root_probe
+from helpers.pods import HELLO, docker_runs_a_local_image, in_workspace, kubectl, node_root_probe
 
 pytestmark = pytest.mark.slow
 NS = "coder-modes"
@@ -30,18 +30,9 @@ HOST = "modes.testbed.local"
 POD = "coder-carol-dev"
 
 
-def kubectl(*args: str, stdin: bytes | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
-    cmd = [str(STATE / "bin/kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
-
-
 def in_pod(ns: str, script: str, stdin: bytes | None = None, timeout: int = 120) -> str:
-    proc = kubectl(
-        "exec", "-n", ns, *(["-i"] if stdin is not None else []), POD, "-c", "dev", "--", "sh", "-c", script,
-        stdin=stdin, timeout=timeout,
-    )  # fmt: skip
-    assert proc.returncode == 0, f"`{script}` in {ns}/{POD} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
-    return proc.stdout.decode()
+    """Run a shell script in carol's workspace container in namespace ``ns``; its stdout."""
+    return in_workspace(ns, POD, script, stdin=stdin, timeout=timeout)
 
 
 def cleanup(ca_path) -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import base64
 import functools
-import subprocess
 import time
 import uuid
 
 import pytest
 from helpers.modules import run_module
 from helpers.parts import REPO, STATE
-from helpers.pods import HELLO, docker_runs_a_local_image
+from helpers.pods import HELLO, docker_runs_a_local_image, in_workspace
 
 pytestmark = pytest.mark.slow
 NS = "coder"  # the platform: Secrets
@@ -29,17 +28,9 @@ POD = f"coder-{OWNER}-{NAME}"
 NODE = "testbed-real-1"
 
 
-def kubectl(*args: str, stdin: bytes | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
-    cmd = [str(STATE / "bin/kubectl"), "--kubeconfig", str(STATE / "kubeconfig"), *args]
-    return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, check=False)
-
-
 def in_pod(pod: str, script: str, stdin: bytes | None = None, timeout: int = 120) -> str:
-    """Run a shell script in the workspace container (kubectl exec, as the container's user); its stdout."""
-    args = ["exec", "-n", WS_NS, *(["-i"] if stdin is not None else []), pod, "-c", "dev", "--", "sh", "-c", script]
-    proc = kubectl(*args, stdin=stdin, timeout=timeout)
-    assert proc.returncode == 0, f"`{script}` in {pod} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
-    return proc.stdout.decode()
+    """Run a shell script in the workspace container of ``pod`` (namespace WS_NS); its stdout."""
+    return in_workspace(WS_NS, pod, script, stdin=stdin, timeout=timeout)
 
 
 def admin_args(testbed, kube) -> dict:

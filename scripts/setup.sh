@@ -40,7 +40,7 @@ bash scripts/ansible_test_sanity.sh --setup
 t0=$SECONDS
 lanes=(
   "control:testbed/build.sh testbed/build_chart.sh" # the chart is packaged with the helm build.sh makes
-  "coder:testbed/build_coder.sh testbed/build_image_base.sh"
+  "coder:testbed/build_coder.sh testbed/build_image_base.sh testbed/build_ollama.sh"
   "node:testbed/build_runtime.sh testbed/build_net.sh testbed/build_terraform.sh"
 )
 in_lanes=" ${lanes[*]#*:} "

@@ -6,7 +6,7 @@
 #   - simulated nodes (kwok), tainted kwok.x-k8s.io/node=fake:NoSchedule so that only pods which tolerate it
 #     (scale tests) land there; a dynamic hostPath provisioner behind the default StorageClass;
 #   - then testbed/svc_*.sh in order: registry, PostgreSQL, the locally built images, the real node
-#     (containerd + kubelet + kube-proxy), cluster DNS and the ingress controller.
+#     (containerd + kubelet + kube-proxy), cluster DNS and the ingress controller, the artifact mirror.
 # Idempotent: what already runs is left alone. Writes $state/kubeconfig. testbed/down.sh undoes all of it.
 set -euo pipefail
 # shellcheck source=testbed/lib.sh

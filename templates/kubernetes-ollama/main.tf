@@ -49,16 +49,46 @@ variable "image" {
   default     = "codercom/enterprise-base:ubuntu"
 }
 
+variable "ollama_install" {
+  type        = bool
+  description = "Install (as ollama_source says) and start Ollama, and pull the chosen model. false: no Ollama at all."
+  default     = true
+}
+
+variable "ollama_source" {
+  type        = string
+  description = <<-EOT
+  Where Ollama comes from: script (ollama_install_url, the internet install script; the default), archive (a copy of
+  Ollama's release archive, .tgz with bin/ollama, from a mirror inside the network: ollama_archive_url, checked
+  against ollama_archive_sha256, unpacked once into ~/.local/ollama on the home volume), image (the image has ollama).
+  EOT
+  default     = "script"
+  validation {
+    condition     = contains(["script", "archive", "image"], var.ollama_source)
+    error_message = "ollama_source must be script, archive or image."
+  }
+}
+
 variable "ollama_install_url" {
   type        = string
-  description = "Ollama install script. Air-gapped: a copy served inside the network (or an image with ollama installed: then it is skipped)."
+  description = "Ollama install script (ollama_source = script)."
   default     = "https://ollama.com/install.sh"
 }
 
-variable "ollama_install" {
-  type        = bool
-  description = "Install and start Ollama and pull the chosen model (downloads from the internet: turn off where pods have no route out, e.g. the coderstack testbed, or use an image with ollama installed)."
-  default     = true
+variable "ollama_archive_url" {
+  type        = string
+  description = "URL of Ollama's release archive (.tgz with bin/ollama) on a mirror (ollama_source = archive)."
+  default     = ""
+}
+
+variable "ollama_archive_sha256" {
+  type        = string
+  description = "sha256 of that archive: a different file is refused (ollama_source = archive)."
+  default     = ""
+  validation {
+    condition     = var.ollama_archive_sha256 == "" || can(regex("^[0-9a-f]{64}$", var.ollama_archive_sha256))
+    error_message = "ollama_archive_sha256 must be 64 lowercase hex digits."
+  }
 }
 
 variable "code_server_install_url" {
@@ -224,7 +254,7 @@ locals {
   replace(coder_agent.main.init_script, local.access_url, trimsuffix(var.coder_internal_url, "/")))
   # The CA of ca_configmap joins the image's bundle for the init script, the agent and everything it starts
   # (curl, Go, Node read these variables); without the ConfigMap the image's own CAs are used.
-  trust_ca = <<-EOT
+  trust_ca   = <<-EOT
     if [ -s /etc/coderstack/ca/ca.crt ]; then
       b=/tmp/coderstack-ca-bundle.crt
       cat /etc/ssl/certs/ca-certificates.crt /etc/coderstack/ca/ca.crt >"$b" 2>/dev/null || cat /etc/coderstack/ca/ca.crt >"$b"
@@ -240,22 +270,41 @@ locals {
     fi
     CS=$(command -v code-server || echo /tmp/code-server/bin/code-server)
     nohup "$CS" --auth none --bind-addr 127.0.0.1:13337 >/tmp/code-server.log 2>&1 &
-    # Ollama: installed once per pod, started in the background, the chosen model pulled in the background.
+    # Ollama: installed as ollama_source says, started in the background, the chosen model pulled in the background.
     if [ "${var.ollama_install}" != true ]; then
       echo "ollama: skipped (template variable ollama_install = false)"
       exit 0
     fi
-    if ! command -v ollama >/dev/null 2>&1; then
-      curl -fsSL ${var.ollama_install_url} | sh
-    fi
-    nohup ollama serve >/tmp/ollama.log 2>&1 &
+    case "${var.ollama_source}" in
+      script)
+        command -v ollama >/dev/null 2>&1 || curl -fsSL ${var.ollama_install_url} | sh
+        OLLAMA=$(command -v ollama) ;;
+      archive)
+        # once per archive: ~/.local/ollama on the home volume, replaced whole when the sha256 changes
+        d="$HOME/.local/ollama" want='${var.ollama_archive_sha256}'
+        if [ -z "$want" ]; then echo "ollama: ollama_source = archive needs ollama_archive_sha256" >&2; exit 1; fi
+        if [ "$(cat "$d/.sha256" 2>/dev/null)" != "$want" ]; then
+          rm -rf "$d.new" && mkdir -p "$d.new"
+          curl -fsSL '${var.ollama_archive_url}' -o "$d.new/archive.tgz"
+          echo "$want  $d.new/archive.tgz" | sha256sum -c - >/dev/null \
+            || { echo "ollama: ${var.ollama_archive_url} is not the archive whose sha256 is $want" >&2; rm -rf "$d.new"; exit 1; }
+          tar -xzf "$d.new/archive.tgz" -C "$d.new" && rm -f "$d.new/archive.tgz"
+          echo "$want" >"$d.new/.sha256"
+          rm -rf "$d" && mv "$d.new" "$d"
+        fi
+        mkdir -p "$HOME/.local/bin" && ln -sfn "$d/bin/ollama" "$HOME/.local/bin/ollama"
+        OLLAMA="$HOME/.local/bin/ollama" ;;
+      image)
+        OLLAMA=$(command -v ollama) || { echo "ollama: ollama_source = image, but the image has no ollama" >&2; exit 1; } ;;
+    esac
+    nohup "$OLLAMA" serve >/tmp/ollama.log 2>&1 &
     MODEL='${data.coder_parameter.ollama_model.value}'
     if [ -n "$MODEL" ]; then
-      nohup sh -c "for i in \$(seq 1 30); do ollama list >/dev/null 2>&1 && break; sleep 1; done; ollama pull '$MODEL'" >/tmp/ollama-pull.log 2>&1 &
+      nohup sh -c "for i in \$(seq 1 30); do '$OLLAMA' list >/dev/null 2>&1 && break; sleep 1; done; '$OLLAMA' pull '$MODEL'" >/tmp/ollama-pull.log 2>&1 &
     fi
   EOT
   # load average scaled by the number of cores (POSIX sh, see startup_script)
-  load_sh = <<-EOT
+  load_sh      = <<-EOT
     echo "`cat /proc/loadavg | awk '{ print $1 }'` `nproc`" | awk '{ printf "%0.2f", $1/$2 }'
   EOT
   init_command = "${local.trust_ca}\n${local.init_script}"
@@ -267,6 +316,8 @@ resource "coder_agent" "main" {
   dir  = "/home/coder"
   env = {
     OLLAMA_MODELS = "/home/coder/.ollama/models"
+    # the agent expands $PATH: ollama from an archive (~/.local/bin) in every terminal and app
+    PATH = "/home/coder/.local/bin:$PATH"
   }
   # The agent runs scripts with the user's login shell (fish in coderstack's image, bash elsewhere): the POSIX sh
   # scripts are handed to sh, base64-encoded, so any login shell runs them.

@@ -34,6 +34,13 @@ CASES = [
         "coder_templates_dind_privileged is no longer read: coderstack_docker_mode",
     ),
     ("dind-ephemeral-storage", {"coder_templates_dind_ephemeral_storage": 0}, "coder_templates_dind_ephemeral_storage"),
+    ("ollama-source-not-a-choice", {"coder_templates_ollama_source": "internet"}, "coder_templates_ollama_source"),
+    (
+        # the testbed takes Ollama from its mirror: an archive without its checksum is refused
+        "ollama-archive-checksum",
+        {"coder_templates_ollama_archive_sha256": "not-a-sha256"},
+        'coder_templates_ollama_archive_sha256 its sha256, 64 lowercase hex digits (got "not-a-sha256")',
+    ),
     ("string-bool-tls-false", {"coder_tls_enabled": "false"}, "coder_tls_enabled is a string"),
     # unknown keys (typos of role variables)
     ("unknown-postgres-key", {"postgres_storage_sise": "10Gi"}, "unknown variable(s) postgres_storage_sise"),

@@ -1,7 +1,8 @@
 """The moment coderstack exists for, end to end on the testbed, through the public path (ingress, TLS):
 a developer's workspace is built from the template, its pod runs on the real node, the agent connects, code-server
 is healthy, and inside it fish is the shell, dockerd answers and runs a container, and the home survives a stop and
-a start. The second template (kubernetes-ollama) runs as uid 1000 with its agent connected and code-server healthy.
+a start. The second template (kubernetes-ollama) runs as uid 1000 with its agent connected and code-server healthy,
+takes Ollama from the testbed's mirror, and `ollama run` answers there with a model the test makes.
 
 site.yml (the session fixture `converged`) creates carol's `dev` workspace from inventories/testbed
 (group_vars/all/workspaces.yml); the tests read it back, act in it, and drive it with the coder_workspace module.
@@ -148,13 +149,44 @@ def test_home_survives_stop_and_start(dind, testbed, kube):
     assert again["changed"] is False and again["api_calls"] == {"GET": 1}
 
 
-def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
+def agent_metadata(testbed, kube, agent_id: str, keys: set[str], timeout: float = 90) -> dict[str, str]:
+    """The agent's metadata as Coder's API streams it (GET .../watch-metadata, server-sent events), once every key in
+    KEYS has a value collected without error: {key: value}."""
+    import json
+
+    import requests
+    from kubernetes import client
+
+    token = base64.b64decode(client.CoreV1Api(kube).read_namespaced_secret("coder-admin-token", NS).data["token"])
+    url = f"{testbed.coder_url}/api/v2/workspaceagents/{agent_id}/watch-metadata"
+    deadline = time.monotonic() + timeout
+    seen: dict[str, dict] = {}
+    with requests.get(
+        url, headers={"Coder-Session-Token": token.decode()}, stream=True, timeout=30, verify=str(testbed.coder_ca)
+    ) as resp:
+        resp.raise_for_status()
+        for line in resp.iter_lines(decode_unicode=True):
+            if line and line.startswith("data: ") and line[6:].startswith("["):
+                for m in json.loads(line[6:]):
+                    seen[m["description"]["key"]] = m["result"]
+                done = {k: r["value"] for k, r in seen.items() if r["value"] and not r["error"]}
+                if keys <= done.keys():
+                    return done
+            assert time.monotonic() < deadline, f"agent metadata after {timeout} s: {seen}"
+    raise AssertionError(f"the metadata stream ended: {seen}")
+
+
+def test_ollama_workspace_runs_as_uid_1000_and_ollama_answers(converged, testbed, kube, tmp_path):
+    """kubernetes-ollama on the testbed: uid 1000, Ollama from the testbed's mirror (the air-gapped path: the archive
+    checked against its sha256, unpacked into the home volume), a model made here answers `ollama run` in the
+    workspace, and the agent's metadata blocks report values in Coder's API."""
+    from helpers.gguf_model import write_tiny_llama
     from kubernetes import client
 
     args = dict(admin_args(testbed, kube), owner=OWNER, name="llm")
     res = run_module(
         "coderstack.platform.coder_workspace",
-        dict(args, template="kubernetes-ollama", parameters={"cpu": 2, "memory": 2}),
+        dict(args, template="kubernetes-ollama", parameters={"cpu": 2, "memory": 2, "ollama_model": ""}),
     )
     try:
         assert res.get("failed") is not True, res.get("msg")
@@ -169,9 +201,41 @@ def test_ollama_workspace_runs_as_uid_1000(converged, testbed, kube):
             .list_namespaced_pod(WS_NS, label_selector=f"app.kubernetes.io/instance=coder-{OWNER}-llm")
             .items
         )
-        assert pod.spec.node_name == NODE
-        assert in_pod(pod.metadata.name, "id -u").strip() == "1000"
-        assert in_pod(pod.metadata.name, "echo $HOME").strip() == "/home/coder"
+        pod = pod.metadata.name
+        assert client.CoreV1Api(kube).read_namespaced_pod(pod, WS_NS).spec.node_name == NODE
+        assert in_pod(pod, "id -u").strip() == "1000"
+        assert in_pod(pod, "echo $HOME").strip() == "/home/coder"
+
+        # Ollama came from the mirror, as the archive whose sha256 the inventory names
+        want = (STATE / "mirror/ollama-linux-amd64.tgz.sha256").read_text().strip()
+        assert in_pod(pod, "cat ~/.local/ollama/.sha256").strip() == want
+        env = "export PATH=$HOME/.local/bin:$PATH OLLAMA_MODELS=$HOME/.ollama/models; "
+        version = in_pod(pod, env + "ollama --version")
+        pinned = (REPO / "testbed/versions.env").read_text().split("OLLAMA_VERSION=v", 1)[1].split()[0]
+        assert f"version is {pinned}" in version, version
+        # a model made here (random weights, 0.5 MB): `ollama run` answers with it inside the workspace
+        model = write_tiny_llama(tmp_path / "tiny.gguf")
+        in_pod(pod, "cat > ~/tiny.gguf", stdin=model.read_bytes())
+        in_pod(pod, "printf 'FROM ./tiny.gguf\\nPARAMETER temperature 0\\nPARAMETER num_predict 12\\n' > ~/Modelfile")
+        created = in_pod(pod, env + "cd ~ && ollama create tiny -f Modelfile 2>&1", timeout=180)
+        assert "success" in created, created
+        t0 = time.monotonic()
+        answer = in_pod(pod, env + "ollama run tiny 'What is coderstack?' 2>/dev/null", timeout=180)
+        took = time.monotonic() - t0
+        words = answer.split()
+        assert len(words) >= 3 and all(w.isalpha() for w in words), answer
+        print(f"ollama run answered {answer.strip()!r} in {took:.1f}s")
+
+        # the metadata blocks of the template report values (coder stat and the load script, run by the agent)
+        [agent] = agents(ws)
+        meta = agent_metadata(
+            testbed,
+            kube,
+            agent["id"],
+            {"0_cpu_usage", "1_ram_usage", "3_home_disk", "4_cpu_usage_host", "5_mem_usage_host", "6_load_host"},
+        )
+        assert "/" in meta["1_ram_usage"] and "/" in meta["3_home_disk"], meta
+        assert float(meta["6_load_host"]) >= 0, meta
     finally:
         gone = run_module("coderstack.platform.coder_workspace", dict(args, state="absent"))
     assert gone.get("failed") is not True, gone.get("msg")

@@ -302,6 +302,10 @@ def test_workspace_egress_misses_the_api_server_and_the_node(testbed, kube, pods
     for host, port in (("kubernetes.default.svc.cluster.local", 443), (testbed.node_ip, 10250)):
         assert connects(kube, other, host, port), f"control: {host}:{port} from a namespace without policies"
         assert not connects(kube, ws, host, port), f"a workspace reached {host}:{port}"
+    # the one port the testbed inventory opens on the node by name (namespaces_workspace_egress_extra: its artifact
+    # mirror, testbed/svc_60_mirror.sh) is reached, on the same address where the kubelet's port is not
+    mirror = (testbed.state / "mirror-url").read_text().strip()
+    assert connects(kube, ws, testbed.node_ip, int(mirror.rsplit(":", 1)[1])), f"a workspace cannot reach {mirror}"
 
 
 def test_workspace_egress_reaches_the_internet_but_not_the_metadata_address(kube, pods, host_listeners):
@@ -318,6 +322,8 @@ def test_egress_policy_denies_private_link_local_and_metadata_ranges_in_both_fam
 
     policy = client.NetworkingV1Api(kube).read_namespaced_network_policy("coderstack-workspaces-egress", WORKSPACES)
     blocks = [peer.ip_block for rule in policy.spec.egress for peer in rule.to or [] if peer.ip_block]
+    # the rule to everything else (the inventory's extra rules name single addresses: the testbed's mirror)
+    blocks = [b for b in blocks if b.cidr in ("0.0.0.0/0", "::/0")]
     by_family = {
         ipaddress.ip_network(b.cidr).version: [ipaddress.ip_network(e) for e in b._except or []] for b in blocks
     }

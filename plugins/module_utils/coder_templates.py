@@ -23,6 +23,7 @@ import tarfile
 import time
 
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.waiter import AGAIN, poll
 
 # Fixed mtime of every tar member (2000-01-01T00:00:00Z): a tar of the same files is always the same bytes.
 TAR_MTIME = 946684800
@@ -434,26 +435,33 @@ class TemplateSync:
     def wait_import(self, version, timeout=900, first_delay=0.5, max_delay=5.0):
         """Poll the version's import job until it ends; returns the final version object."""
         vid = version["id"]
-        start = self._clock()
-        delay = first_delay
-        last = None
-        while True:
-            status = (version.get("job") or {}).get("status")
-            if status != last:
-                self.note(f"import job of version {version.get('name')}: {status} after {self._clock() - start:.1f}s")
-                last = status
+        last = []
+
+        def check(v, waited):
+            status = (v.get("job") or {}).get("status")
+            if last[-1:] != [status]:
+                self.note(f"import job of version {v.get('name')}: {status} after {waited:.1f}s")
+                last.append(status)
             if status in TERMINAL:
-                return version
-            if self._clock() - start > timeout:
+                return v
+            if waited > timeout:
                 raise TemplateError(
-                    f"the import job of template version {version.get('name')} ({vid}) is still {status} after "
+                    f"the import job of template version {v.get('name')} ({vid}) is still {status} after "
                     f"{timeout}s: is a provisioner daemon running (Coder's built-in provisioners, "
                     "CODER_PROVISIONER_DAEMONS > 0)? Raise import_timeout for slow imports",
                     version_id=vid,
                 )
-            self._sleep(delay)
-            delay = min(delay * 1.5, max_delay)
-            version = self.client.get_template_version(vid)
+            return AGAIN
+
+        return poll(
+            lambda: self.client.get_template_version(vid),
+            check,
+            self._sleep,
+            self._clock,
+            delay=first_delay,
+            max_delay=max_delay,
+            first=version,
+        )
 
     def _has_version(self, template_id, chash):
         """Whether a succeeded version of the template carries this content hash (one extra GET)."""

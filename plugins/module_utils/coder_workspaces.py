@@ -20,6 +20,7 @@ import time
 
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_templates import log_tail, terraform_errors
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_transport import CoderError
+from ansible_collections.coderstack.platform.plugins.module_utils.waiter import AGAIN, poll
 
 BUILD_TERMINAL = ("succeeded", "failed", "canceled")
 BUSY_STATUSES = ("pending", "starting", "stopping", "deleting", "canceling")
@@ -265,34 +266,34 @@ class Workspaces:
     # --- waits
     def wait_build(self, owner, name, what, timeout):
         """Poll the workspace until its latest build's job ends; a failed job raises with the provisioner's errors."""
-        start = self._clock()
-        delay, last = 0.5, None
-        while True:
-            ws = self.get(owner, name)
-            build = (ws or {}).get("latest_build") or {}
-            job = build.get("job") or {}
-            status = job.get("status")
+        last = []
+
+        def check(ws, waited):
             if ws is None:  # a finished delete build hides the workspace
-                self.note(f"{what}: workspace gone after {self._clock() - start:.1f}s")
+                self.note(f"{what}: workspace gone after {waited:.1f}s")
                 self.timings["build_seconds"] = self.since_start()
                 return None
-            if status != last:
-                self.note(f"{what}: build #{build.get('build_number')} {status} after {self._clock() - start:.1f}s")
-                last = status
+            build = ws.get("latest_build") or {}
+            job = build.get("job") or {}
+            status = job.get("status")
+            if last[-1:] != [status]:
+                self.note(f"{what}: build #{build.get('build_number')} {status} after {waited:.1f}s")
+                last.append(status)
             if status in BUILD_TERMINAL:
                 self.timings["build_seconds"] = self.since_start()
                 if status != "succeeded":
                     raise self._build_failure(what, ws, build, job)
                 return ws
-            if self._clock() - start > timeout:
+            if waited > timeout:
                 raise WorkspaceError(
                     f"{what}: build #{build.get('build_number')} is still {status} after {timeout}s (is a provisioner "
                     "daemon running? Coder's built-in provisioners need CODER_PROVISIONER_DAEMONS > 0); raise "
                     "wait_timeout for slow builds",
                     workspace=workspace_view(ws),
                 )
-            self._sleep(delay)
-            delay = min(delay * 1.5, 3.0)
+            return AGAIN
+
+        return poll(lambda: self.get(owner, name), check, self._sleep, self._clock, delay=0.5, max_delay=3.0)
 
     def _build_failure(self, what, ws, build, job):
         try:
@@ -310,31 +311,32 @@ class Workspaces:
     def wait_ready(self, owner, name, what, timeout, apps=True, workspace=None):
         """Poll until every agent is connected and ready and, with ``apps``, every health-checked app is healthy.
         ``workspace``: the object just read (checked first, without another call)."""
-        start = self._clock()
-        last, connected = None, False
-        ws = workspace
-        while True:
-            ws = ws if ws is not None else self.get(owner, name)
+        last, connected_once = [], []
+
+        def check(ws, waited):
             if ws is None:
                 raise WorkspaceError(f"{what}: the workspace disappeared while waiting for its agent")
             ready, failed, summary = readiness(ws, apps=apps)
             agents = agents_of(ws)
-            if not connected and agents and all(a["status"] == "connected" for a in agents):
-                connected = True
+            if not connected_once and agents and all(a["status"] == "connected" for a in agents):
+                connected_once.append(True)
                 self.timings["agent_connected_seconds"] = self.since_start()
-            if summary != last:
-                self.note(f"{what}: {summary} after {self._clock() - start:.1f}s")
-                last = summary
+            if last[-1:] != [summary]:
+                self.note(f"{what}: {summary} after {waited:.1f}s")
+                last.append(summary)
             if ready:
                 self.timings["ready_seconds"] = self.since_start()
                 return ws
-            if failed or self._clock() - start > timeout:
+            if failed or waited > timeout:
                 raise WorkspaceError(
-                    f"{what}: not ready after {self._clock() - start:.0f}s ({summary}). {self._hint(ws)}",
+                    f"{what}: not ready after {waited:.0f}s ({summary}). {self._hint(ws)}",
                     workspace=workspace_view(ws),
                 )
-            self._sleep(1.0)
-            ws = None
+            return AGAIN
+
+        return poll(
+            lambda: self.get(owner, name), check, self._sleep, self._clock, delay=1.0, max_delay=1.0, first=workspace
+        )
 
     @staticmethod
     def _hint(ws):

@@ -194,15 +194,6 @@ class CoderClient(CoderTransport):
     def list_tokens(self, user="me"):
         return self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens") or []
 
-    def get_token(self, user, token_name):
-        """Token metadata (no secret) by name, or None."""
-        try:
-            return self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens/{_q(token_name)}")
-        except CoderError as e:
-            if e.status in (404, 400):
-                return None
-            raise
-
     def delete_token(self, user, key_id):
         return self.request("DELETE", f"/api/v2/users/{_q(user)}/keys/{_q(key_id)}", expected=(200, 204))
 
@@ -244,9 +235,6 @@ class CoderClient(CoderTransport):
 
     def template_version_variables(self, version_id):
         return self.request("GET", f"/api/v2/templateversions/{_q(version_id)}/variables") or []
-
-    def template_version_rich_parameters(self, version_id):
-        return self.request("GET", f"/api/v2/templateversions/{_q(version_id)}/rich-parameters") or []
 
     def create_template_version(self, org, body):
         """``POST /api/v2/organizations/{org}/templateversions`` with a codersdk.CreateTemplateVersionRequest."""

@@ -25,7 +25,8 @@ def template(client, name):
 
 
 def params_by_name(client, version_id):
-    return {p["name"]: p for p in client.template_version_rich_parameters(version_id)}
+    params = client.request("GET", f"/api/v2/templateversions/{version_id}/rich-parameters") or []
+    return {p["name"]: p for p in params}
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,17 @@ options:
       - O(ca_path) and O(validate_certs) do not apply then; the kubeconfig's CA verifies the API server.
       - Unset or empty uses O(coder_url).
     type: str
+  bypass_ratelimit:
+    description:
+      - Send C(X-Coder-Bypass-Ratelimit) with the module's token, so that Coder's rate limits (12 file uploads and
+        512 API calls a minute per user) do not slow bulk work down.
+      - Coder honours it for a user with the owner role only; with anyone else's token Coder refuses every request
+        (HTTP 428) and the module fails saying so. Calls the module makes with another token (a user's login when
+        it checks a password) never carry it.
+      - The roles set it with the admin's token, the first user's, which is the owner
+        (C(coderstack_coder_bypass_ratelimit)).
+    type: bool
+    default: false
 requirements:
   - kubernetes (Python) and the C(kubernetes.core) collection, to read O(token_secret)
 """

@@ -39,6 +39,7 @@ CODER_CONNECTION_SPEC = {
     "validate_certs": {"type": "bool", "default": True},
     "timeout": {"type": "int", "default": 30},
     "kube_service": {"type": "str"},
+    "bypass_ratelimit": {"type": "bool", "default": False},
 }
 UNAUTHENTICATED_MSG = (
     "{what} needs a Coder API token: pass coder_token, or token_secret and token_namespace naming the Kubernetes "
@@ -259,6 +260,7 @@ def coder_client(module, token=None, need_token=True, what="this module"):
             ca_path=unset(p.get("ca_path")),
             validate_certs=p.get("validate_certs", True),
             timeout=p.get("timeout") or 30,
+            bypass_ratelimit=p.get("bypass_ratelimit", False),
         )
     except (ValueError, OSError) as e:  # a bad URL, an unreadable ca_path
         module.fail_json(msg=sanitize(f"cannot use coder_url {p.get('coder_url')}: {e}", secrets_of(module)))
@@ -286,6 +288,7 @@ def _proxied_client(module, service, token):
             timeout=p.get("timeout") or 30,
             ssl_context=proxy.ssl_context,
             extra_headers=proxy.headers,
+            bypass_ratelimit=p.get("bypass_ratelimit", False),
         )
     except (KubeError, ValueError, OSError) as e:
         module.fail_json(
@@ -310,6 +313,11 @@ def failure_message(what, err, hint=None, token_secret=None):
             )
         elif err.status == 403:
             hint = "the token's user lacks the permission: use an owner (or user-admin) token"
+        elif err.status == 428:
+            hint = (
+                "bypass_ratelimit is honoured for a token of a user with the owner role only: pass the owner's "
+                "token, or set bypass_ratelimit false (coderstack_coder_bypass_ratelimit in the inventory)"
+            )
         elif err.status is None:
             hint = "check coder_url and that the Coder server is running (GET /healthz)"
     if hint:

@@ -4,7 +4,9 @@
 """The transport of the Coder client: one HTTP request to Coder's API, its retries and the classification of what
 came back (Python standard library only). The endpoints are in ``coder_client.py``.
 
-* ``Coder-Session-Token`` header when a token is set.
+* ``Coder-Session-Token`` header when a token is set. ``bypass_ratelimit``: requests with the client's own token
+  also carry ``X-Coder-Bypass-Ratelimit: true``, which Coder honours for a user with the owner role only (anyone
+  else's request is refused with 428); a call with another token (``token=``) never carries it.
 * Errors: Coder answers ``{"message", "detail", "validations": [{"field", "detail"}]}``; :class:`CoderError`
   turns that into one readable sentence naming the method, path and HTTP status.
 * Retries (bounded, exponential backoff, ``Retry-After`` honoured up to ``backoff_max``) only where repeating the
@@ -43,6 +45,8 @@ RETRY_ALWAYS_STATUSES = (429,)
 # Answers after which the server may have acted: resent only for idempotent methods.
 RETRY_IDEMPOTENT_STATUSES = (500, 502, 503, 504)
 IDEMPOTENT = ("GET", "HEAD", "PUT", "DELETE", "OPTIONS")
+# Coder lets a user with the owner role skip its rate limits with this header (codersdk.BypassRatelimitHeader).
+BYPASS_RATELIMIT_HEADER = "X-Coder-Bypass-Ratelimit"
 # Network errors raised before a byte of the request left (nothing reached the server).
 NOT_SENT_ERRORS = (ConnectionRefusedError, socket.gaierror)
 _UNSET = object()
@@ -142,6 +146,7 @@ class CoderTransport:
         sleep=time.sleep,
         ssl_context=None,
         extra_headers=None,
+        bypass_ratelimit=False,
     ):
         if not url or not url.startswith(("http://", "https://")):
             raise ValueError(f"coder_url must be an http:// or https:// URL, got {url!r}")
@@ -152,6 +157,7 @@ class CoderTransport:
             )
         self.url = url.rstrip("/")
         self.token = token
+        self.bypass_ratelimit = bool(bypass_ratelimit)
         self.timeout = timeout
         self.retries = max(0, int(retries))
         self.backoff = backoff
@@ -207,6 +213,8 @@ class CoderTransport:
         tok = self.token if token is _UNSET else token
         if tok:
             hdrs["Coder-Session-Token"] = tok
+            if self.bypass_ratelimit and token is _UNSET:
+                hdrs[BYPASS_RATELIMIT_HEADER] = "true"
         hdrs.update(self._extra_headers())
         hdrs.update(headers or {})
 

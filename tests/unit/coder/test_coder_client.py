@@ -97,6 +97,26 @@ def test_extra_headers_are_asked_for_each_request(server):
     assert all(h["Coder-Session-Token"] == "tok-secret" for _m, _p, h, _b in server.seen)
 
 
+def test_rate_limit_bypass_travels_with_the_clients_own_token_only(server):
+    """bypass_ratelimit: the client's own (the owner's) token carries X-Coder-Bypass-Ratelimit; a call made with
+    another token or none (a user's key check, a login) never does; without the option no call does."""
+    server.add("/api/v2/buildinfo", 200, {"version": "v2.30.0"}, times=4)
+    c, _ = client(server.url, bypass_ratelimit=True)
+    c.request("GET", "/api/v2/buildinfo")
+    c.request("GET", "/api/v2/buildinfo", token="someone-elses")
+    c.request("GET", "/api/v2/buildinfo", token=None)
+    plain, _ = client(server.url)
+    plain.request("GET", "/api/v2/buildinfo")
+    bypass = [h.get("X-Coder-Bypass-Ratelimit") for _m, _p, h, _b in server.seen]
+    assert bypass == ["true", None, None, None]
+    assert [h.get("Coder-Session-Token") for _m, _p, h, _b in server.seen] == [
+        "tok-secret",
+        "someone-elses",
+        None,
+        "tok-secret",
+    ]
+
+
 def test_error_message_detail_and_validations(server):
     server.add(
         "/api/v2/users",

@@ -236,6 +236,17 @@ class CoderClient(CoderTransport):
     def template_version_variables(self, version_id):
         return self.request("GET", f"/api/v2/templateversions/{_q(version_id)}/variables") or []
 
+    def cancel_template_version(self, version_id):
+        """Cancel the version's import job (``PATCH /api/v2/templateversions/{id}/cancel``)."""
+        return self.request("PATCH", f"/api/v2/templateversions/{_q(version_id)}/cancel", expected=(200, 204))
+
+    def provisioner_daemon(self, org, daemon_id):
+        """The provisioner daemon (``status`` offline, idle or busy), offline ones included, or None."""
+        found = self.request(
+            "GET", f"/api/v2/organizations/{_q(org)}/provisionerdaemons", params={"ids": daemon_id, "offline": "true"}
+        )
+        return next((d for d in found or [] if d.get("id") == daemon_id), None)
+
     def create_template_version(self, org, body):
         """``POST /api/v2/organizations/{org}/templateversions`` with a codersdk.CreateTemplateVersionRequest."""
         return self.request("POST", f"/api/v2/organizations/{_q(org)}/templateversions", json=body, expected=(200, 201))

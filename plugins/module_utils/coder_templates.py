@@ -34,6 +34,8 @@ EXCLUDE_SUFFIXES = (".tfstate", ".tfplan", ".swp", "~")
 MESSAGE_MARK = "coderstack-content: sha256:"
 _MARK_RE = re.compile(re.escape(MESSAGE_MARK) + r"([0-9a-f]{64})")
 TERMINAL = ("succeeded", "failed", "canceled")
+# Seconds between two looks at the provisioner of a running import job (is it still online?)
+ORPHAN_CHECK_EVERY = 15.0
 # Template settings this module manages: option name -> (API field, converter from option to API value)
 SETTINGS = {
     "display_name": ("display_name", str),
@@ -433,17 +435,23 @@ class TemplateSync:
         return version
 
     def wait_import(self, version, timeout=900, first_delay=0.5, max_delay=5.0):
-        """Poll the version's import job until it ends; returns the final version object."""
+        """Poll the version's import job until it ends; returns the final version object. A running job whose
+        provisioner went offline (Coder restarted under it) is canceled and raises: Coder would only fail it after
+        its hung-job timeout (5 minutes), and the next run imports the version anew."""
         vid = version["id"]
-        last = []
+        last, worker_checked = [], [0.0]
 
         def check(v, waited):
-            status = (v.get("job") or {}).get("status")
+            job = v.get("job") or {}
+            status = job.get("status")
             if last[-1:] != [status]:
                 self.note(f"import job of version {v.get('name')}: {status} after {waited:.1f}s")
                 last.append(status)
             if status in TERMINAL:
                 return v
+            if status == "running" and waited - worker_checked[0] >= ORPHAN_CHECK_EVERY:
+                worker_checked[0] = waited
+                self._fail_if_orphaned(v, job)
             if waited > timeout:
                 raise TemplateError(
                     f"the import job of template version {v.get('name')} ({vid}) is still {status} after "
@@ -461,6 +469,26 @@ class TemplateSync:
             delay=first_delay,
             max_delay=max_delay,
             first=version,
+        )
+
+    def _fail_if_orphaned(self, version, job):
+        """Cancel and raise when the provisioner running the job is offline (it stopped reporting to Coder)."""
+        worker = job.get("worker_id")
+        if not worker:
+            return
+        daemon = self.client.provisioner_daemon(self.org, worker)
+        if daemon is not None and daemon.get("status") != "offline":
+            return
+        name = (daemon or {}).get("name") or worker
+        try:
+            self.client.cancel_template_version(version["id"])
+        except CoderError as e:
+            self.note(f"canceling the orphaned import job of version {version.get('name')}: {e}")
+        raise TemplateError(
+            f"the import job of template version {version.get('name')} ({version['id']}) ran on provisioner "
+            f"{name}, which is offline (did Coder restart?): the job was canceled; run again to import the version "
+            "anew",
+            version_id=version["id"],
         )
 
     def _has_version(self, template_id, chash):

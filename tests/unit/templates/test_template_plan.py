@@ -83,3 +83,55 @@ def test_new_template_plans_all_files_and_check_mode_stops_there(tpl):
 def test_settings_body_keeps_the_fields_coder_would_reset():
     body = ct.settings_body(dict(TEMPLATE, deprecation_message=None, icon="/i.png"), {"icon": ("/i.png", "/j.png")})
     assert body == {"name": "dev", "display_name": "Dev", "icon": "/j.png", "deprecation_message": ""}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def running(worker="d1"):
+    return {"id": "v2", "name": "v2", "job": {"status": "running", "worker_id": worker}}
+
+
+DAEMONS = ("GET", "/api/v2/organizations/default/provisionerdaemons")
+CANCEL = ("PATCH", "/api/v2/templateversions/v2/cancel")
+
+
+def test_an_import_whose_provisioner_went_offline_is_canceled_and_named():
+    """Coder restarted under a running import job: its provisioner stops reporting and turns offline; the wait
+    cancels the job and says so (Coder itself would fail it only after 5 minutes), and the next run imports anew."""
+    clock = Clock()
+    client = FakeClient(
+        {
+            ("GET", "/api/v2/templateversions/v2"): running(),
+            DAEMONS: lambda kw: [{"id": kw["params"]["ids"], "name": "coder-abc-1", "status": "offline"}],
+            CANCEL: None,
+        }
+    )
+    sync = ct.TemplateSync(client, sleep=clock.sleep, clock=clock)
+    with pytest.raises(ct.TemplateError, match="ran on provisioner coder-abc-1, which is offline"):
+        sync.wait_import(running(), timeout=900)
+    assert CANCEL in client.log
+    assert clock.now < 60  # found at the first look (ORPHAN_CHECK_EVERY), not after Coder's 5 minutes
+
+
+def test_an_import_on_a_live_provisioner_is_waited_for():
+    clock = Clock()
+    answers = iter([running(), running(), {"id": "v2", "name": "v2", "job": {"status": "succeeded"}}])
+    client = FakeClient(
+        {
+            ("GET", "/api/v2/templateversions/v2"): lambda kw: next(answers),
+            DAEMONS: [{"id": "d1", "name": "coder-abc-1", "status": "busy"}],
+        }
+    )
+    sync = ct.TemplateSync(client, sleep=clock.sleep, clock=clock)
+    sync_ok = sync.wait_import(running(), timeout=900, first_delay=10.0, max_delay=10.0)
+    assert sync_ok["job"]["status"] == "succeeded"
+    assert DAEMONS in client.log and CANCEL not in client.log

@@ -241,7 +241,8 @@ class CoderClient(CoderTransport):
         return self.request("PATCH", f"/api/v2/templateversions/{_q(version_id)}/cancel", expected=(200, 204))
 
     def provisioner_daemon(self, org, daemon_id):
-        """The provisioner daemon (``status`` offline, idle or busy), offline ones included, or None."""
+        """The provisioner daemon (``last_seen_at``, ``status``), offline ones included, or None; ``last_date`` then
+        holds Coder's clock."""
         found = self.request(
             "GET", f"/api/v2/organizations/{_q(org)}/provisionerdaemons", params={"ids": daemon_id, "offline": "true"}
         )

@@ -13,6 +13,8 @@
   promotion, settings, deletion) through the CoderClient's template methods.
 """
 
+import datetime
+import email.utils
 import hashlib
 import io
 import json
@@ -34,8 +36,37 @@ EXCLUDE_SUFFIXES = (".tfstate", ".tfplan", ".swp", "~")
 MESSAGE_MARK = "coderstack-content: sha256:"
 _MARK_RE = re.compile(re.escape(MESSAGE_MARK) + r"([0-9a-f]{64})")
 TERMINAL = ("succeeded", "failed", "canceled")
-# Seconds between two looks at the provisioner of a running import job (is it still online?)
+# Seconds between two looks at the provisioner of a running import job (is it still reporting?)
 ORPHAN_CHECK_EVERY = 15.0
+# A provisioner reports to Coder every minute; Coder calls one stale 90 s after its last report (provisionerdserver's
+# StaleInterval). Measured on Coder's own clock (the Date of its answer), so no clock of this host is involved.
+PROVISIONER_STALE_SECONDS = 90
+
+
+def _rfc3339(text):
+    """Seconds since the epoch of Coder's RFC 3339 time (nanoseconds allowed), or None."""
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", text or "")
+    if not m:
+        return None
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    try:
+        stamp = datetime.datetime.fromisoformat(m.group(1) + zone).timestamp()
+    except ValueError:
+        return None
+    return stamp + float("0." + m.group(2)) if m.group(2) else stamp
+
+
+def daemon_gone(daemon, server_date):
+    """Whether DAEMON stopped reporting: its last report is more than PROVISIONER_STALE_SECONDS older than
+    SERVER_DATE (an HTTP Date header of Coder's). Anything unreadable: not gone."""
+    seen = _rfc3339(daemon.get("last_seen_at"))
+    try:
+        now = email.utils.parsedate_to_datetime(server_date).timestamp() if server_date else None
+    except (TypeError, ValueError):
+        now = None
+    return seen is not None and now is not None and now - seen > PROVISIONER_STALE_SECONDS
+
+
 # Template settings this module manages: option name -> (API field, converter from option to API value)
 SETTINGS = {
     "display_name": ("display_name", str),
@@ -472,22 +503,23 @@ class TemplateSync:
         )
 
     def _fail_if_orphaned(self, version, job):
-        """Cancel and raise when the provisioner running the job is offline (it stopped reporting to Coder)."""
+        """Cancel and raise when the provisioner running the job stopped reporting to Coder: Coder keeps such a job
+        running (its daemon even counts as busy) until its hung-job timeout."""
         worker = job.get("worker_id")
         if not worker:
             return
-        daemon = self.client.provisioner_daemon(self.org, worker)
-        if daemon is not None and daemon.get("status") != "offline":
+        mine = self.client.provisioner_daemon(self.org, worker)
+        if mine is not None and not daemon_gone(mine, self.client.last_date):
             return
-        name = (daemon or {}).get("name") or worker
+        name = (mine or {}).get("name") or worker
         try:
             self.client.cancel_template_version(version["id"])
         except CoderError as e:
             self.note(f"canceling the orphaned import job of version {version.get('name')}: {e}")
         raise TemplateError(
             f"the import job of template version {version.get('name')} ({version['id']}) ran on provisioner "
-            f"{name}, which is offline (did Coder restart?): the job was canceled; run again to import the version "
-            "anew",
+            f"{name}, which stopped reporting to Coder (did Coder restart?): the job was canceled; run again to "
+            "import the version anew",
             version_id=version["id"],
         )
 

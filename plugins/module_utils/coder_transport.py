@@ -170,6 +170,8 @@ class CoderTransport:
         self.call_log = []
         self.last_status = None
         self.last_content_type = ""
+        # the Date header of the last answer: the server's clock, for ages of what it reports
+        self.last_date = ""
         # a callable giving headers every request carries (the API server's credentials behind its service proxy)
         self._extra_headers = extra_headers or dict
         if ssl_context is not None:  # the caller verifies the server (kube.ServiceProxy: the API server's CA)
@@ -225,6 +227,7 @@ class CoderTransport:
             status, resp_headers, raw, neterr, not_sent = self._send(method, full, body, hdrs)
             self.last_status = status
             self.last_content_type = (resp_headers.get("Content-Type") if resp_headers else "") or ""
+            self.last_date = (resp_headers.get("Date") if resp_headers else "") or ""
             self.call_log.append((method, path, status))
             retry_after = None
             rate_limited = False

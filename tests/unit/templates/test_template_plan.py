@@ -102,36 +102,46 @@ def running(worker="d1"):
 
 DAEMONS = ("GET", "/api/v2/organizations/default/provisionerdaemons")
 CANCEL = ("PATCH", "/api/v2/templateversions/v2/cancel")
+# the killed pod's daemon: Coder still calls it busy (the orphaned job is its current one), its reports stopped
+OLD = {"id": "d1", "name": "coder-abc-1", "status": "busy", "last_seen_at": "2026-12-07T20:00:00.123456789Z"}
 
 
-def test_an_import_whose_provisioner_went_offline_is_canceled_and_named():
-    """Coder restarted under a running import job: its provisioner stops reporting and turns offline; the wait
-    cancels the job and says so (Coder itself would fail it only after 5 minutes), and the next run imports anew."""
+class DatedClient(FakeClient):
+    """Answers carry Coder's clock (the Date header the transport keeps as last_date)."""
+
+    def __init__(self, answers, date):
+        super().__init__(answers)
+        self.last_date = date
+
+
+def test_an_import_whose_provisioner_stopped_reporting_is_canceled_and_named():
+    """Coder restarted under a running import job: the old pod's provisioner stopped reporting more than 90 s ago by
+    Coder's clock; the wait cancels the job and says so (Coder itself fails it only after 5 minutes), and the next run
+    imports anew."""
     clock = Clock()
-    client = FakeClient(
-        {
-            ("GET", "/api/v2/templateversions/v2"): running(),
-            DAEMONS: lambda kw: [{"id": kw["params"]["ids"], "name": "coder-abc-1", "status": "offline"}],
-            CANCEL: None,
-        }
-    )
+    answers = {("GET", "/api/v2/templateversions/v2"): running(), DAEMONS: [OLD], CANCEL: None}
+    client = DatedClient(answers, "Mon, 07 Dec 2026 20:01:31 GMT")
     sync = ct.TemplateSync(client, sleep=clock.sleep, clock=clock)
-    with pytest.raises(ct.TemplateError, match="ran on provisioner coder-abc-1, which is offline"):
+    with pytest.raises(ct.TemplateError, match="ran on provisioner coder-abc-1, which stopped reporting"):
         sync.wait_import(running(), timeout=900)
     assert CANCEL in client.log
     assert clock.now < 60  # found at the first look (ORPHAN_CHECK_EVERY), not after Coder's 5 minutes
 
 
-def test_an_import_on_a_live_provisioner_is_waited_for():
+@pytest.mark.parametrize(
+    ("daemon", "date"),
+    [
+        (OLD, "Mon, 07 Dec 2026 20:01:29 GMT"),  # within the stale interval: still reporting
+        (dict(OLD, last_seen_at="not a time"), "Mon, 07 Dec 2026 20:01:31 GMT"),  # unreadable: never a reason
+        (OLD, ""),  # no Date header: never a reason
+    ],
+    ids=["reporting", "unreadable-time", "no-date"],
+)
+def test_an_import_on_a_reporting_provisioner_is_waited_for(daemon, date):
     clock = Clock()
     answers = iter([running(), running(), {"id": "v2", "name": "v2", "job": {"status": "succeeded"}}])
-    client = FakeClient(
-        {
-            ("GET", "/api/v2/templateversions/v2"): lambda kw: next(answers),
-            DAEMONS: [{"id": "d1", "name": "coder-abc-1", "status": "busy"}],
-        }
-    )
+    client = DatedClient({("GET", "/api/v2/templateversions/v2"): lambda kw: next(answers), DAEMONS: [daemon]}, date)
     sync = ct.TemplateSync(client, sleep=clock.sleep, clock=clock)
-    sync_ok = sync.wait_import(running(), timeout=900, first_delay=10.0, max_delay=10.0)
-    assert sync_ok["job"]["status"] == "succeeded"
+    done = sync.wait_import(running(), timeout=900, first_delay=10.0, max_delay=10.0)
+    assert done["job"]["status"] == "succeeded"
     assert DAEMONS in client.log and CANCEL not in client.log

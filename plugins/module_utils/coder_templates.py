@@ -467,10 +467,10 @@ class TemplateSync:
 
     def wait_import(self, version, timeout=900, first_delay=0.5, max_delay=5.0):
         """Poll the version's import job until it ends; returns the final version object. A running job whose
-        provisioner went offline (Coder restarted under it) is canceled and raises: Coder would only fail it after
-        its hung-job timeout (5 minutes), and the next run imports the version anew."""
+        provisioner stopped reporting (Coder restarted under it) is canceled and raises: Coder would only fail it
+        after its hung-job timeout (5 minutes), and the next run imports the version anew."""
         vid = version["id"]
-        last, worker_checked = [], [0.0]
+        last, worker_checked = [None], [0.0]
 
         def check(v, waited):
             job = v.get("job") or {}

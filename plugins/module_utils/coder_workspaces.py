@@ -266,7 +266,7 @@ class Workspaces:
     # --- waits
     def wait_build(self, owner, name, what, timeout):
         """Poll the workspace until its latest build's job ends; a failed job raises with the provisioner's errors."""
-        last = []
+        last = [None]
 
         def check(ws, waited):
             if ws is None:  # a finished delete build hides the workspace
@@ -311,7 +311,7 @@ class Workspaces:
     def wait_ready(self, owner, name, what, timeout, apps=True, workspace=None):
         """Poll until every agent is connected and ready and, with ``apps``, every health-checked app is healthy.
         ``workspace``: the object just read (checked first, without another call)."""
-        last, connected_once = [], []
+        last, connected_once = [None], []
 
         def check(ws, waited):
             if ws is None:

@@ -41,6 +41,9 @@ CODER_CONNECTION_SPEC = {
     "kube_service": {"type": "str"},
     "bypass_ratelimit": {"type": "bool", "default": False},
 }
+# Retries of a module's request that Coder did not answer (about 23 s of backoff: a restart of Coder behind its
+# ingress, e.g. a rollout or a node under load, is waited out instead of failing the run).
+MODULE_RETRIES = 6
 UNAUTHENTICATED_MSG = (
     "{what} needs a Coder API token: pass coder_token, or token_secret and token_namespace naming the Kubernetes "
     "Secret that holds it (playbooks/coder_admin.yml keeps it there)"
@@ -260,6 +263,7 @@ def coder_client(module, token=None, need_token=True, what="this module"):
             ca_path=unset(p.get("ca_path")),
             validate_certs=p.get("validate_certs", True),
             timeout=p.get("timeout") or 30,
+            retries=MODULE_RETRIES,
             bypass_ratelimit=p.get("bypass_ratelimit", False),
         )
     except (ValueError, OSError) as e:  # a bad URL, an unreadable ca_path

@@ -18,7 +18,10 @@ came back (Python standard library only). The endpoints are in ``coder_client.py
   - every method, POST and PATCH included: on 429 (the rate limiter refused the request before it was handled)
     and on a connection error raised before the request was sent (connection refused, unknown host);
   - a POST or PATCH is never replayed after it may have reached the server (a timeout, a reset connection, a 5xx
-    answer: the server may have acted, and a replay would turn a create into a 409). The error then says so.
+    answer: the server may have acted, and a replay would turn a create into a 409). The error then says so;
+  - idempotent methods, too, on a 404 that is not Coder's (no JSON body) once an earlier attempt found Coder
+    unavailable: an ingress controller answers so while Coder restarts (it drops the route of a backend without
+    ready endpoints). Modules retry 6 times (about 23 s of backoff), enough to ride out a restart of Coder.
 * TLS verification on by default; ``ca_path`` adds a CA bundle, ``validate_certs=False`` turns it off. A caller
   that reaches Coder through something else (the API server's service proxy: ``kube.ServiceProxy``) passes its
   ``ssl_context`` and ``extra_headers`` instead.
@@ -50,6 +53,12 @@ BYPASS_RATELIMIT_HEADER = "X-Coder-Bypass-Ratelimit"
 # Network errors raised before a byte of the request left (nothing reached the server).
 NOT_SENT_ERRORS = (ConnectionRefusedError, socket.gaierror)
 _UNSET = object()
+
+
+def _is_json(headers, raw):
+    """Whether an answer is JSON (every answer of Coder's API is; a proxy's own error pages are not)."""
+    ctype = (headers.get("Content-Type") if headers else "") or ""
+    return "json" in ctype or (raw or b"")[:1] in (b"{", b"[")
 
 
 def _rate_limit_reset(headers):
@@ -221,6 +230,7 @@ class CoderTransport:
         hdrs.update(headers or {})
 
         attempt = 0
+        outage = False  # an earlier attempt found Coder unavailable (unreachable, or 502/503/504 from a proxy)
         while True:
             attempt += 1
             self.calls[method] += 1
@@ -245,8 +255,13 @@ class CoderTransport:
                 maybe_acted = True
                 if retryable:
                     retry_after = resp_headers.get("Retry-After") if resp_headers else None
+            elif status == 404 and outage and not _is_json(resp_headers, raw):
+                # a proxy's own 404 (not Coder's JSON) while Coder was unavailable: the ingress controller drops the
+                # route of a backend without ready endpoints and puts it back when Coder answers again
+                retryable = method in IDEMPOTENT
             else:
                 retryable = False
+            outage = outage or neterr is not None or status in RETRY_IDEMPOTENT_STATUSES
             if retryable and attempt <= self.retries:
                 self._sleep(self._delay(attempt, retry_after, rate_limited))
                 continue

@@ -117,6 +117,38 @@ def test_rate_limit_bypass_travels_with_the_clients_own_token_only(server):
     ]
 
 
+def test_a_proxys_404_while_coder_restarts_is_retried_for_reads_only(server):
+    """Behind an ingress, a restarting Coder answers 503 (no ready endpoint), then the controller's own 404 (route
+    dropped), then Coder again: a GET rides it out; Coder's own JSON 404 and a 404 without an outage before it end at
+    once, and a POST is never resent."""
+    server.add("/api/v2/users", 503, "no available server")
+    server.add("/api/v2/users", 404, "404 page not found")
+    server.add("/api/v2/users", 200, {"users": [], "count": 0})
+    c, sleeps = client(server.url)
+    assert c.request("GET", "/api/v2/users") == {"users": [], "count": 0}
+    assert server.count("GET", "/api/v2/users") == 3 and len(sleeps) == 2
+
+    server.add("/api/v2/templates", 503, "no available server")
+    server.add("/api/v2/templates", 404, {"message": "Route not found."})
+    c, _ = client(server.url)
+    with pytest.raises(CoderError) as e:
+        c.request("GET", "/api/v2/templates")
+    assert e.value.status == 404 and server.count("GET", "/api/v2/templates") == 2
+
+    server.add("/api/v2/files", 404, "404 page not found")
+    c, _ = client(server.url)
+    with pytest.raises(CoderError):
+        c.request("GET", "/api/v2/files")
+    assert server.count("GET", "/api/v2/files") == 1
+
+    server.add("/api/v2/organizations", 503, "no available server")
+    server.add("/api/v2/organizations", 404, "404 page not found")
+    c, _ = client(server.url)
+    with pytest.raises(CoderError):
+        c.request("POST", "/api/v2/organizations", json={"name": "x"}, expected=(201,))
+    assert server.count("POST", "/api/v2/organizations") == 1
+
+
 def test_error_message_detail_and_validations(server):
     server.add(
         "/api/v2/users",

@@ -16,6 +16,7 @@ from ansible_collections.coderstack.platform.plugins.module_utils.coder_workspac
     plan,
     readiness,
 )
+from helpers.fakes import FakeClock as Clock
 
 
 def ws(status="running", transition="start", job="succeeded", agents=None, number=1):
@@ -60,17 +61,6 @@ class ScriptedClient(CoderClient):
         if isinstance(answer, Exception):
             raise answer
         return answer
-
-
-class Clock:
-    def __init__(self):
-        self.t = 0.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, s):
-        self.t += s
 
 
 GET_WS = ("GET", "/api/v2/users/carol/workspace/dev")

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.coderstack.platform.plugins.module_utils.waiter import AGAIN, poll
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
+from helpers.fakes import FakeClock as Clock
 
 
 def test_reads_until_the_check_decides_with_a_growing_capped_delay():

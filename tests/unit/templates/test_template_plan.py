@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from ansible_collections.coderstack.platform.plugins.module_utils import coder_templates as ct
 from ansible_collections.coderstack.platform.plugins.module_utils.coder_client import CoderClient
+from helpers.fakes import FakeClock as Clock
 
 
 class FakeClient(CoderClient):
@@ -83,17 +84,6 @@ def test_new_template_plans_all_files_and_check_mode_stops_there(tpl):
 def test_settings_body_keeps_the_fields_coder_would_reset():
     body = ct.settings_body(dict(TEMPLATE, deprecation_message=None, icon="/i.png"), {"icon": ("/i.png", "/j.png")})
     assert body == {"name": "dev", "display_name": "Dev", "icon": "/j.png", "deprecation_message": ""}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def running(worker="d1"):

@@ -334,7 +334,7 @@ def scale_vars(tmp: Path, users: int, templates: int) -> Path:
                 "username": f"bench{i:03d}",
                 "email": f"bench{i:03d}@coder.testbed.local",
                 "name": f"Bench {i}",
-                "login_type": "none",
+                "login_type": "github",  # no password to hash (none is a Premium service account since 2.36)
             }
             for i in range(users)
         ],

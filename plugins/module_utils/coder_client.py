@@ -136,8 +136,11 @@ class CoderClient(CoderTransport):
             body["user_status"] = status
         return self.request("POST", "/api/v2/users", json=body, expected=(201, 200))
 
-    def update_profile(self, user, username, name):
-        return self.request("PUT", f"/api/v2/users/{_q(user)}/profile", json={"username": username, "name": name or ""})
+    def update_profile(self, user, username, name, avatar_url=""):
+        """Username and name; ``avatar_url`` is sent back as it is (Coder >= 2.35 applies it to password and none
+        users, so leaving it out would clear their avatar)."""
+        body = {"username": username, "name": name or "", "avatar_url": avatar_url or ""}
+        return self.request("PUT", f"/api/v2/users/{_q(user)}/profile", json=body)
 
     def update_roles(self, user, roles):
         """Set the site-wide roles (``member`` is implicit and never listed)."""
@@ -162,6 +165,12 @@ class CoderClient(CoderTransport):
                     "this Coder version has no API to change a user's login type (%s); "
                     "delete and recreate the user instead" % (e.message or "method not allowed")
                 )
+                if login_type == "none":
+                    e.message += (
+                        " (since Coder 2.36 login_type none is for service accounts only, a Premium feature, and "
+                        "the upgrade to 2.36 made existing none users password users: set login_type password, oidc "
+                        "or github)"
+                    )
             raise
 
     # ----------------------------------------------------------------- tokens
@@ -175,7 +184,7 @@ class CoderClient(CoderTransport):
         """The server's maximum token lifetime for this user in seconds, or None when the server does not say.
 
         ``GET /api/v2/users/{user}/keys/tokens/tokenconfig`` answers ``{"max_token_lifetime": <ns>}`` (codersdk
-        TokenConfig); owners get ``CODER_MAX_ADMIN_TOKEN_LIFETIME`` (168h by default in v2.30), other users
+        TokenConfig); owners get ``CODER_MAX_ADMIN_TOKEN_LIFETIME`` (168h by default since v2.30), other users
         ``CODER_MAX_TOKEN_LIFETIME``. Servers without the endpoint (404) give None.
         """
         try:
@@ -192,7 +201,9 @@ class CoderClient(CoderTransport):
         return self.request("GET", f"/api/v2/users/{_q(user)}/keys/{_q(key_id)}", token=token)
 
     def list_tokens(self, user="me"):
-        return self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens") or []
+        """Every token of the user, expired ones included (Coder >= 2.35 leaves them out unless asked, yet their names
+        stay taken and rotation deletes them; older servers ignore the parameter)."""
+        return self.request("GET", f"/api/v2/users/{_q(user)}/keys/tokens?include_expired=true") or []
 
     def delete_token(self, user, key_id):
         return self.request("DELETE", f"/api/v2/users/{_q(user)}/keys/{_q(key_id)}", expected=(200, 204))

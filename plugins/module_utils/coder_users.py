@@ -182,7 +182,7 @@ def _apply_update(client, plan):
     username = plan.want["username"]
     for act in plan.actions:
         if act == "profile":
-            cur = client.update_profile(uid, username, after["name"])
+            cur = client.update_profile(uid, username, after["name"], cur.get("avatar_url", ""))
         elif act == "roles":
             cur = client.update_roles(uid, after["roles"])
         elif act == "suspend":

@@ -87,7 +87,7 @@ version:
   description: Coder's version (from C(GET /api/v2/buildinfo)).
   returned: always
   type: str
-  sample: v2.30.0
+  sample: v2.36.1
 api_calls:
   description: Coder API calls made, per HTTP method.
   returned: always

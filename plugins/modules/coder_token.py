@@ -72,7 +72,7 @@ options:
     description:
       - Lifetime of a new token in days. C(0) (default) asks for the longest lifetime the server allows for the
         token's user, read from C(GET /api/v2/users/{user}/keys/tokens/tokenconfig) (its C(max_token_lifetime) is
-        C(CODER_MAX_ADMIN_TOKEN_LIFETIME) for owners, 168h by default in Coder v2.30, and C(CODER_MAX_TOKEN_LIFETIME)
+        C(CODER_MAX_ADMIN_TOKEN_LIFETIME) for owners, 168h by default since Coder v2.30, and C(CODER_MAX_TOKEN_LIFETIME)
         for other users). A longer value is cut to that maximum with a warning.
       - On servers without that endpoint, C(0) asks for the server's default token lifetime.
     type: int

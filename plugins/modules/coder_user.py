@@ -46,7 +46,11 @@ options:
     description: Whether the user is suspended.
     type: bool
   login_type:
-    description: How the user logs in. Defaults to C(password) on creation.
+    description:
+      - How the user logs in. Defaults to C(password) on creation.
+      - Since Coder 2.36, C(none) is for service accounts only (a Premium feature, users without an email); Coder
+        refuses it otherwise, and its upgrade to 2.36 turned existing C(none) users into C(password) users. For users
+        without a password use C(oidc) (needs OIDC configured) or C(github).
     type: str
     choices: [password, none, github, oidc]
   password:

@@ -49,7 +49,9 @@ options:
         description: Whether the user is suspended.
         type: bool
       login_type:
-        description: How the user logs in (C(password) on creation by default).
+        description:
+          - How the user logs in (C(password) on creation by default).
+          - C(none) is for Premium service accounts since Coder 2.36.
         type: str
         choices: [password, none, github, oidc]
       password:

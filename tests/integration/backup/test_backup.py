@@ -235,12 +235,14 @@ def test_failed_job_is_reported_at_once_with_its_reason(scratch, kube, playbook)
     assert "not-the-password" not in res.output
 
 
-def test_upgrade_playbook_dumps_then_upgrades(converged, kube, playbook):
-    """upgrade.yml = backup.yml (a Job on the testbed) then coder.yml (the same pinned chart: nothing to upgrade)."""
+def test_upgrade_to_the_running_version_changes_nothing(converged, kube, playbook):
+    """upgrade.yml at the running version: no dump (nothing migrates), nothing changes. The dump before a real change
+    of version is in test_upgrade_rollback.py."""
     before = _dumps_on_pvc(kube, "coder") if _pvc_exists(kube, "coder") else []
     res = playbook("playbooks/upgrade.yml")
-    assert res.rc == 0, res.output
-    assert len([d for d in _dumps_on_pvc(kube, "coder") if d not in before]) == 1
+    assert res.rc == 0 and res.changed == 0, res.output
+    after = _dumps_on_pvc(kube, "coder") if _pvc_exists(kube, "coder") else []
+    assert [d for d in after if d not in before] == []
     assert "TASK [coderstack.platform.coder : Coder Helm release" in res.output
 
 

@@ -2,8 +2,8 @@
 
 Coder lets each user upload 12 files a minute (a template version is one upload). coderstack's admin is the owner,
 and with bypass_ratelimit its requests carry X-Coder-Bypass-Ratelimit, which Coder honours for owners only: bulk
-imports are not throttled. (The limiters that know the user, those behind authentication such as the files one,
-read the header; Coder's API-wide limiter keys by address before authentication and ignores it.) The same burst
+imports are not throttled. (Since Coder 2.35 the API-wide limiter knows the user too, from a pre-check of the API key,
+so the header lifts the 512 requests a minute as well as the files limit.) The same burst
 without the header meets the limit (the positive control of the limit itself), and a member's token with the header
 is refused with the reason the module then gives.
 """

@@ -9,7 +9,7 @@ import re
 
 USERS = [
     {"username": "rolealice", "email": "rolealice@it.example.com", "name": "Alice", "roles": ["template-admin"]},
-    {"username": "rolebob", "email": "rolebob@it.example.com", "login_type": "none", "suspended": True},
+    {"username": "rolebob", "email": "rolebob@it.example.com", "login_type": "github", "suspended": True},
 ]
 
 
@@ -53,7 +53,7 @@ def test_admin_and_users_converge_then_idempotent(fresh_coder, kube, namespace, 
     c = fresh_coder.client(tok["token"])
     alice, bob = c.get_user("rolealice"), c.get_user("rolebob")
     assert [x["name"] for x in alice["roles"]] == ["template-admin"] and alice["login_type"] == "password"
-    assert bob["status"] == "suspended" and bob["login_type"] == "none"
+    assert bob["status"] == "suspended" and bob["login_type"] == "github"
     _, pw = secret(kube, namespace, "coder-user-rolealice")
     assert pw["password"] not in r.output
     assert fresh_coder.client().login("rolealice@it.example.com", pw["password"])  # generated password works

@@ -163,9 +163,9 @@ def test_no_session_is_left_behind(coder_server, testbed, namespace, module):
 
 
 def test_lifetime_zero_is_the_servers_maximum(coder_server, admin_client, testbed, kube, namespace, module):
-    """The default lifetime_days (0) asks for the owner's maximum, 168h on Coder v2.30 (no warning, no guess)."""
+    """The default lifetime_days (0) asks for the owner's maximum, 168h since Coder v2.30 (no warning, no guess)."""
     maximum = admin_client.max_token_lifetime_seconds("admin")
-    assert maximum == 168 * 3600  # CODER_MAX_ADMIN_TOKEN_LIFETIME default of v2.30
+    assert maximum == 168 * 3600  # CODER_MAX_ADMIN_TOKEN_LIFETIME default (v2.30 to v2.36)
     res = module(
         "coderstack.platform.coder_token",
         token_args(coder_server, namespace, testbed.kubeconfig, token_name="it-lifetime"),

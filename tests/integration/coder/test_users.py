@@ -77,7 +77,7 @@ def test_user_lifecycle_with_exact_diffs(base, admin_client, module):
 def test_unsupported_changes_fail_with_advice(base, module):
     name = uname("bob")
     module(
-        "coderstack.platform.coder_user", dict(base, username=name, email=f"{name}@it.example.com", login_type="none")
+        "coderstack.platform.coder_user", dict(base, username=name, email=f"{name}@it.example.com", login_type="github")
     )
     res = module("coderstack.platform.coder_user", dict(base, username=name, email=f"other-{name}@it.example.com"))
     assert res["failed"] and "cannot change a user's email" in res["msg"] and name in res["msg"]
@@ -96,7 +96,7 @@ def test_bulk_unchanged_users_cost_one_list_call(base, admin_client, module):
             "email": None,
             "name": f"Bulk {i}",
             "roles": ["auditor"] if i % 2 else [],
-            "login_type": "none",
+            "login_type": "github",
             "suspended": i == 2,
         }
         for i in range(5)
@@ -133,7 +133,7 @@ def test_info_is_read_only(base, module):
 def test_unchanged_users_at_scale_cost_one_call_per_page(base, module):
     """150 users: the first run creates them, an unchanged run costs one list call (pages of 1000) and nothing else."""
     users = [
-        {"username": f"scale{i:03d}-{uuid.uuid4().hex[:4]}", "login_type": "none", "roles": [], "suspended": False}
+        {"username": f"scale{i:03d}-{uuid.uuid4().hex[:4]}", "login_type": "github", "roles": [], "suspended": False}
         for i in range(150)
     ]
     for u in users:

@@ -65,7 +65,7 @@ class FakeCoder:
         }
         return self._answer(uid)
 
-    def update_profile(self, uid, username, name):
+    def update_profile(self, uid, username, name, avatar_url=""):
         self.calls.append(("update_profile", uid))
         self._user(uid).update(username=username, name=name)
         return self._answer(uid)

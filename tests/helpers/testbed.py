@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 
@@ -70,8 +71,19 @@ class Testbed:
 
         token = client.CoreV1Api(kube).read_namespaced_secret("coder-admin-token", "coder").data["token"]
         hdr = {"Coder-Session-Token": base64.b64decode(token).decode()}
-        resp = requests.request(
-            method, self.coder_url + path, headers=hdr, timeout=30, verify=str(self.coder_ca), **kwargs
-        )
+        # right after a rollout the ingress may still send a request to the pod that is going away (502/503 for a
+        # moment): reads wait that out for up to a minute, as coderstack's modules do; writes are never repeated
+        deadline = time.monotonic() + (60 if method == "GET" else 0)
+        while True:
+            try:
+                resp = requests.request(
+                    method, self.coder_url + path, headers=hdr, timeout=30, verify=str(self.coder_ca), **kwargs
+                )
+                if resp.status_code not in (502, 503, 504) or time.monotonic() > deadline:
+                    break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
         resp.raise_for_status()
         return resp.json() if resp.content else None

@@ -100,12 +100,14 @@ def test_upgrade_dumps_first_downgrade_is_refused_rollback_restores_before_start
     dump = next(e.value for e in job.spec.template.spec.containers[0].env if e.name == "DUMP")
     from kubernetes import client
 
-    rs = [
-        r
-        for r in client.AppsV1Api(kube).list_namespaced_replica_set("coder").items
-        if any(c.image.split("@")[0].endswith(":" + next_tag) for c in r.spec.template.spec.containers)
+    pods = [
+        p
+        for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items
+        if any(c.image.split("@")[0].endswith(":" + next_tag) for c in p.spec.containers)
     ]
-    assert rs and job.status.completion_time <= rs[0].metadata.creation_timestamp, "the rollout began before the dump"
+    assert pods and all(job.status.completion_time <= p.metadata.creation_timestamp for p in pods), (
+        "the new version's pod started before the dump was complete"
+    )
     assert before in _usernames(testbed, kube)
     _add_user(testbed, kube, after)
 
@@ -123,7 +125,11 @@ def test_upgrade_dumps_first_downgrade_is_refused_rollback_restores_before_start
     res = playbook("playbooks/rollback.yml", extra_vars={"postgres_backup_file": dump})
     assert res.rc == 0, res.output[-4000:]
     out = res.output
-    assert out.index("Coder is scaled to 0") < out.index("restore") < out.index("Coder Helm release is deployed")
+    assert (
+        out.index("Coder is scaled to 0")
+        < out.index("The Job is applied | restore")
+        < out.index("Coder Helm release is deployed")
+    )
     assert _image_tag(_deployment(kube)) == f"v{PINNED}"
     names = _usernames(testbed, kube)
     assert before in names and after not in names, "Coder does not serve the restored data"

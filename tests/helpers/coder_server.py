@@ -120,6 +120,21 @@ class ThrowawayCoder:
         if self.log:
             self.log.close()
         try:
-            self._sql(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+            self._drop_database()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _drop_database(self, attempts: int = 30) -> None:
+        """DROP ... WITH (FORCE) ends the sessions of role coder; an autovacuum worker busy on the new database (Coder
+        2.36 leaves it many freshly migrated tables) is the server's own and cannot be ended by coder: it finishes in
+        moments, so the drop is tried again for up to 30 s."""
+        import psycopg2
+
+        for i in range(attempts):
+            try:
+                self._sql(f"DROP DATABASE IF EXISTS {self.db} WITH (FORCE)")
+                return
+            except psycopg2.errors.InsufficientPrivilege:
+                if i == attempts - 1:
+                    raise
+                time.sleep(1)

@@ -144,3 +144,32 @@ def test_upgrade_dumps_first_downgrade_is_refused_rollback_restores_before_start
 
     res = playbook("playbooks/coder.yml")
     assert res.rc == 0 and res.changed == 0, res.output[-4000:]
+
+
+def test_a_new_version_that_does_not_start_leaves_the_old_one_serving(converged, testbed, kube, playbook, next_tag):
+    """The next version's pods cannot start (a setting it refuses): the wait fails naming the rollback and the dump,
+    the pinned version's pod never stops serving, and rollback.yml brings the pinned version back on the dump."""
+    from kubernetes import client
+
+    pinned_pods = {
+        p.metadata.name
+        for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items
+        if "db" not in p.metadata.name
+    }
+    broken = {"name": "CODER_MAX_TOKEN_LIFETIME", "value": "not-a-duration"}
+    ev = {"coder_image_tag": next_tag, "coder_extra_env": [broken], "coder_wait_timeout": 60}
+    res = playbook("playbooks/upgrade.yml", extra_vars=ev)
+    assert res.rc != 0
+    out = res.output
+    assert f"This run upgrades Coder from {PINNED} to {NEXT}" in out, out[-4000:]
+    assert f"playbooks/rollback.yml -e coder_chart_version={PINNED} -e postgres_backup_file=coder-" in out
+    dump = re.search(r"postgres_backup_file=(coder-[0-9TZ]+\.dump)", out)[1]
+    # the old pod is still there and Coder still answers, at the pinned version
+    assert testbed.coder(kube, "/api/v2/buildinfo")["version"] == f"v{PINNED}"
+    still = {p.metadata.name for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items}
+    assert pinned_pods <= still, "the pinned version's pod was stopped"
+
+    res = playbook("playbooks/rollback.yml", extra_vars={"postgres_backup_file": dump})
+    assert res.rc == 0, res.output[-4000:]
+    assert _image_tag(_deployment(kube)) == f"v{PINNED}"
+    assert testbed.coder(kube, "/api/v2/buildinfo")["version"] == f"v{PINNED}"

@@ -8,6 +8,7 @@ in a pod on the real node. One test dumps the platform's in-cluster Coder databa
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -67,7 +68,8 @@ def scratch(testbed, kube):
         ),
     )
     yield {"ns": ns, "db": db, "url": url}
-    core.delete_namespace(ns)
+    with contextlib.suppress(client.ApiException):  # a purge test deletes it itself
+        core.delete_namespace(ns)
     _admin_sql(testbed, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
@@ -244,6 +246,62 @@ def test_upgrade_to_the_running_version_changes_nothing(converged, kube, playboo
     after = _dumps_on_pvc(kube, "coder") if _pvc_exists(kube, "coder") else []
     assert [d for d in after if d not in before] == []
     assert "TASK [coderstack.platform.coder : Coder Helm release" in res.output
+
+
+def test_purge_takes_a_last_dump_onto_a_kept_volume_and_keeps_a_foreign_namespace(scratch, kube, playbook):
+    """A purge dumps the database first (mode auto: a Job for an in-cluster database) onto a volume with reclaim policy
+    Retain, deletes the namespace coderstack labelled, and keeps a namespace of the inventory's name that someone else
+    made; the dump is still on the volume after the purge."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube)
+    core.patch_namespace(scratch["ns"], {"metadata": {"labels": {"app.kubernetes.io/managed-by": "coderstack"}}})
+    foreign = scratch["ns"] + "-ws"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=foreign)))
+    volume = None
+    try:
+        ev = {
+            "coderstack_namespace": scratch["ns"],
+            "coderstack_workspace_namespace": foreign,
+            "postgres_mode": "incluster",
+            "postgres_backup_timeout": 120,
+            "coderstack_purge": True,
+            "coderstack_purge_confirm": "yes-delete-all-data",
+        }
+        res = playbook("playbooks/teardown.yml", extra_vars=ev)
+        assert res.rc == 0, res.output[-4000:]
+        text = " ".join(res.output.split())
+        m = re.search(
+            r"Last dump before the purge: (coder-[0-9TZ]+\.dump) on volume (\S+) \(reclaim policy Retain", text
+        )
+        assert m, text[-3000:]
+        volume = m[2]
+        assert f"Kept: namespace(s) {foreign}" in text
+        assert _gone(core.read_namespace, scratch["ns"]) and not _gone(core.read_namespace, foreign)
+        pv = core.read_persistent_volume(volume)
+        assert pv.spec.persistent_volume_reclaim_policy == "Retain" and pv.status.phase == "Released"
+        dump = Path(pv.spec.host_path.path) / m[1]
+        listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True).stdout
+        assert f"dbname: {scratch['db']}" in listing
+        # the namespace is gone and nothing is left to dump: a second purge changes nothing
+        res = playbook("playbooks/teardown.yml", extra_vars=ev)
+        assert res.rc == 0 and res.changed == 0, res.output[-3000:]
+    finally:
+        core.delete_namespace(foreign)
+        if volume:
+            core.delete_persistent_volume(volume)
+
+
+def _gone(read, name: str) -> bool:
+    from kubernetes import client
+
+    try:
+        read(name)
+        return False
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
 
 
 assert REPO.joinpath("playbooks/backup.yml").exists()

@@ -18,6 +18,7 @@ SECRETS = ["coder-db-url", "coder-db-credentials", "coder-admin"]
 
 # pods of this fake install go to the simulated nodes (nothing is pulled or run there)
 KWOK_SELECTOR = {"type": "kwok"}
+MANAGED = {"app.kubernetes.io/managed-by": "coderstack"}
 KWOK_TOLERATIONS = [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]
 
 
@@ -59,8 +60,9 @@ def install(testbed, kube):
     ns = "td-" + uuid.uuid4().hex[:8]
     ing = ns + "-ing"
     core, apps = client.CoreV1Api(kube), client.AppsV1Api(kube)
-    for name in (ns, ing):
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # the platform namespace as the namespaces role makes it (coderstack's label: a purge deletes only such namespaces)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns, labels=MANAGED)))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ing)))
     for name in SECRETS:
         core.create_namespaced_secret(
             ns, client.V1Secret(metadata=client.V1ObjectMeta(name=name), data={"k": _b64("v")})
@@ -191,8 +193,14 @@ def test_teardown_keeps_data_is_idempotent_and_purge_needs_confirmation(install,
     assert f"ingress namespace {install['ing']} deleted" in _text(res)
     assert not _exists(core.read_namespace, install["ing"])
 
-    # purge with confirmation: the namespace and its PVCs and Secrets are gone; again: changed=0
+    # purge with confirmation: its last dump comes first, and a dump that cannot be made (this install's URL Secret
+    # has no url) stops it before anything is deleted
     purge = {**base, "coderstack_purge": True, "coderstack_purge_confirm": "yes-delete-all-data"}
+    res = playbook("playbooks/teardown.yml", extra_vars=purge)
+    assert res.rc != 0 and "The last dump before the purge failed" in _text(res), res.output[-3000:]
+    assert "teardown_purge_dump=false" in _text(res) and _exists(core.read_namespace, ns) and res.changed == 0
+    # without the last dump: the namespace and its PVCs and Secrets are gone; again: changed=0
+    purge["teardown_purge_dump"] = False
     res = playbook("playbooks/teardown.yml", extra_vars=purge)
     assert res.rc == 0, res.output
     assert "PVCs deleted: data-coder-db-0" in _text(res)

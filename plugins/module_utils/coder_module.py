@@ -247,9 +247,10 @@ def resolve_token(module, required=True, what="this module"):
     return token
 
 
-def coder_client(module, token=None, need_token=True, what="this module"):
+def coder_client(module, token=None, need_token=True, what="this module", retries=MODULE_RETRIES):
     """A CoderClient for the module's connection options; ``token`` given = use it, else :func:`resolve_token`
-    (``need_token=False``: a missing token is fine). A bad coder_url or ca_path fails the module."""
+    (``need_token=False``: a missing token is fine). A bad coder_url or ca_path fails the module. ``retries``: how
+    often a failed idempotent request is tried again (a module that only reports what it sees uses 1)."""
     p = module.params
     if token is None:
         token = resolve_token(module, required=need_token, what=what)
@@ -263,7 +264,7 @@ def coder_client(module, token=None, need_token=True, what="this module"):
             ca_path=unset(p.get("ca_path")),
             validate_certs=p.get("validate_certs", True),
             timeout=p.get("timeout") or 30,
-            retries=MODULE_RETRIES,
+            retries=retries,
             bypass_ratelimit=p.get("bypass_ratelimit", False),
         )
     except (ValueError, OSError) as e:  # a bad URL, an unreadable ca_path

@@ -13,8 +13,9 @@ short_description: Coder's health report and its workspaces' agents as verdicts,
 description:
   - Read-only; always C(changed=false). Never fails because Coder is unhealthy or does not answer, it says so in
     RV(checks) and RV(severity); the caller decides (C(playbooks/doctor.yml) fails on C(error)).
-  - C(health) asks Coder for a fresh health report (C(GET /api/v2/debug/health?force=true), an owner's token): access
-    URL, database, DERP, websockets, provisioners, workspace proxies. A section an admin dismissed in Coder is C(ok).
+  - C(health) asks Coder for a fresh health report (C(GET /api/v2/debug/health?force=true), an owner's token) of the
+    access URL, database, DERP, websockets, provisioners and workspace proxies. A section an admin dismissed in Coder
+    is C(ok).
   - C(agents) lists the workspaces (C(GET /api/v2/workspaces)) and reports every running one whose agent is not
     connected.
   - A request that gets no usable answer becomes one verdict, C(Coder answers) (or C(Coder's certificate is trusted)

@@ -19,7 +19,7 @@ description:
   - C(agents) lists the workspaces (C(GET /api/v2/workspaces)) and reports every running one whose agent is not
     connected.
   - A request that gets no usable answer becomes one verdict, C(Coder answers) (or C(Coder's certificate is trusted)
-    when TLS verification failed), and the other checks are not run. One retry only: the doctor reports what it sees.
+    when TLS verification failed), and the other checks are not run. It tries once more, no longer (a report of now).
 options:
   coder_token:
     description:

@@ -121,12 +121,17 @@ def main():
             workspaces = client.request("GET", "/api/v2/workspaces") or {}
             checks.extend(agent_checks(workspaces.get("workspaces") or [], p["workspace_namespace"]))
     except CoderError as e:
-        if e.status is not None and e.status < 500:
-            # Coder answered and refused (a token that is not an owner's, an endpoint this version lacks)
+        if e.status in (401, 403):
+            # Coder answered and refused the token (revoked, expired, or not an owner's)
             checks.append(
-                {"name": "Coder answers", "severity": "error", "message": str(e), "remedy": "use an owner's token"}
+                {
+                    "name": "Coder accepts the token",
+                    "severity": "error",
+                    "message": str(e),
+                    "remedy": "the health report needs an owner's token: run playbooks/coder_admin.yml to renew it",
+                }
             )
-        else:
+        else:  # no answer, a TLS failure, or the ingress's own 404/502/503 with nothing behind it
             checks.append(unreachable_check(p["coder_url"], e))
     checks = [dict(c, message=sanitize(c["message"], secrets_of(module))) for c in checks]
     module.exit_json(

@@ -4,8 +4,9 @@ playbooks/rollback.yml, playbooks/restore.yml).
 The role reads the running version from the Deployment's image tag. The testbed builds one Coder, the pinned
 version; the next patch version is stood for by the same image under the next tag (its manifest put under a second
 tag in the testbed's registry), so the role sees, and acts on, a real change of version: the dump comes before the
-rollout, going back is refused, and the rollback restores the dump before the pinned version starts again. Coder's
-own migrations between releases are not exercised by this (the binary is the same).
+rollout, going back is refused, a further version whose pods cannot start fails the run while the running pod keeps
+serving, and the rollback restores the first dump before the pinned version starts again. Coder's own migrations
+between releases are not exercised by this (the binary is the same under every tag).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ MANIFESTS = ", ".join(
 PINNED = re.search(r'^coder_chart_version: "(.*)"$', (REPO / "roles/coder/defaults/main.yml").read_text(), re.M)[1]
 _maj, _min, _patch = PINNED.split(".")
 NEXT = f"{_maj}.{_min}.{int(_patch) + 1}"
+AFTER_NEXT = f"{_maj}.{_min}.{int(_patch) + 2}"
 
 
 def _registry(testbed):
@@ -36,19 +38,20 @@ def _registry(testbed):
 
 @pytest.fixture()
 def next_tag(testbed):
-    """The pinned image's manifest, also under the next patch version's tag."""
+    """The pinned image's manifest, also under the next two patch versions' tags; the first is returned."""
     base, auth, ca = _registry(testbed)
     got = requests.get(f"{base}/manifests/v{PINNED}", headers={"Accept": MANIFESTS}, auth=auth, verify=ca, timeout=30)
     got.raise_for_status()
-    put = requests.put(
-        f"{base}/manifests/v{NEXT}",
-        data=got.content,
-        headers={"Content-Type": got.headers["Content-Type"]},
-        auth=auth,
-        verify=ca,
-        timeout=30,
-    )
-    assert put.status_code == 201, put.text
+    for version in (NEXT, AFTER_NEXT):
+        put = requests.put(
+            f"{base}/manifests/v{version}",
+            data=got.content,
+            headers={"Content-Type": got.headers["Content-Type"]},
+            auth=auth,
+            verify=ca,
+            timeout=30,
+        )
+        assert put.status_code == 201, put.text
     return f"v{NEXT}"
 
 
@@ -83,6 +86,8 @@ def _add_user(testbed, kube, name: str) -> None:
 def test_upgrade_dumps_first_downgrade_is_refused_rollback_restores_before_starting(
     converged, testbed, kube, playbook, next_tag
 ):
+    from kubernetes import client
+
     tag = uuid.uuid4().hex[:6]
     before, after = f"before-{tag}", f"after-{tag}"
     _add_user(testbed, kube, before)
@@ -98,8 +103,6 @@ def test_upgrade_dumps_first_downgrade_is_refused_rollback_restores_before_start
     deploy = _deployment(kube)
     assert _image_tag(deploy) == next_tag
     dump = next(e.value for e in job.spec.template.spec.containers[0].env if e.name == "DUMP")
-    from kubernetes import client
-
     pods = [
         p
         for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items
@@ -121,7 +124,26 @@ def test_upgrade_dumps_first_downgrade_is_refused_rollback_restores_before_start
     assert _deployment(kube).metadata.generation == generation
     assert set(_backup_jobs(kube)) == jobs_now
 
-    # the rollback: Coder stopped, the dump restored, then the pinned version starts on the restored data
+    # a newer version whose pods cannot start (a setting it refuses): the wait fails, naming the rollback and the dump
+    # it took first, and the running version's pod never stops serving
+    serving = {
+        p.metadata.name
+        for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items
+        if "db" not in p.metadata.name
+    }
+    broken = {"name": "CODER_MAX_TOKEN_LIFETIME", "value": "not-a-duration"}
+    ev = {"coder_image_tag": f"v{AFTER_NEXT}", "coder_extra_env": [broken], "coder_wait_timeout": 30}
+    res = playbook("playbooks/upgrade.yml", extra_vars=ev)
+    assert res.rc != 0
+    out = res.output
+    assert f"This run upgrades Coder from {NEXT} to {AFTER_NEXT}" in out, out[-4000:]
+    assert f"playbooks/rollback.yml -e coder_chart_version={NEXT} -e postgres_backup_file=coder-" in out
+    assert testbed.coder(kube, "/api/v2/buildinfo")["version"] == f"v{PINNED}"  # the same binary under both tags
+    still = {p.metadata.name for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items}
+    assert serving <= still, "the running version's pod was stopped"
+
+    # the rollback to before the first upgrade: Coder stopped, its dump restored, then the pinned version starts on
+    # the restored data
     res = playbook("playbooks/rollback.yml", extra_vars={"postgres_backup_file": dump})
     assert res.rc == 0, res.output[-4000:]
     out = res.output
@@ -144,32 +166,3 @@ def test_upgrade_dumps_first_downgrade_is_refused_rollback_restores_before_start
 
     res = playbook("playbooks/coder.yml")
     assert res.rc == 0 and res.changed == 0, res.output[-4000:]
-
-
-def test_a_new_version_that_does_not_start_leaves_the_old_one_serving(converged, testbed, kube, playbook, next_tag):
-    """The next version's pods cannot start (a setting it refuses): the wait fails naming the rollback and the dump,
-    the pinned version's pod never stops serving, and rollback.yml brings the pinned version back on the dump."""
-    from kubernetes import client
-
-    pinned_pods = {
-        p.metadata.name
-        for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items
-        if "db" not in p.metadata.name
-    }
-    broken = {"name": "CODER_MAX_TOKEN_LIFETIME", "value": "not-a-duration"}
-    ev = {"coder_image_tag": next_tag, "coder_extra_env": [broken], "coder_wait_timeout": 60}
-    res = playbook("playbooks/upgrade.yml", extra_vars=ev)
-    assert res.rc != 0
-    out = res.output
-    assert f"This run upgrades Coder from {PINNED} to {NEXT}" in out, out[-4000:]
-    assert f"playbooks/rollback.yml -e coder_chart_version={PINNED} -e postgres_backup_file=coder-" in out
-    dump = re.search(r"postgres_backup_file=(coder-[0-9TZ]+\.dump)", out)[1]
-    # the old pod is still there and Coder still answers, at the pinned version
-    assert testbed.coder(kube, "/api/v2/buildinfo")["version"] == f"v{PINNED}"
-    still = {p.metadata.name for p in client.CoreV1Api(kube).list_namespaced_pod("coder").items}
-    assert pinned_pods <= still, "the pinned version's pod was stopped"
-
-    res = playbook("playbooks/rollback.yml", extra_vars={"postgres_backup_file": dump})
-    assert res.rc == 0, res.output[-4000:]
-    assert _image_tag(_deployment(kube)) == f"v{PINNED}"
-    assert testbed.coder(kube, "/api/v2/buildinfo")["version"] == f"v{PINNED}"

@@ -250,8 +250,10 @@ def test_teardown_lists_templates_with_the_admin_token(converged, testbed, kube,
         core.create_namespaced_secret(
             ns, client.V1Secret(metadata=client.V1ObjectMeta(name="coder-admin-token"), data=token.data)
         )
+        # its own workspace namespace too: the templates' inverse removes the agent probe there, never the platform's
         ev = {
             "coderstack_namespace": ns,
+            "coderstack_workspace_namespace": f"{ns}-ws",
             "teardown_templates": True,
             "coder_templates_absent_names": ["no-such-template-" + ns],
         }
@@ -313,6 +315,7 @@ def test_teardown_with_templates_stops_with_the_reason_when_a_workspace_exists(
     )
     ev = {
         "coderstack_namespace": ns,
+        "coderstack_workspace_namespace": f"{ns}-ws",
         "postgres_mode": "incluster",
         "teardown_templates": True,
         "coder_templates_absent_names": ["td-tpl"],

@@ -277,7 +277,16 @@ class CoderClient(CoderTransport):
         data = self.request("GET", f"/api/v2/files/{_q(file_id)}", headers={"Accept": "application/x-tar"})
         return data if isinstance(data, (bytes, bytearray)) else b""
 
+    # ----------------------------------------------------------------- health
+    def health_report(self):
+        """A fresh health report (``GET /api/v2/debug/health?force=true``, owners only; codersdk HealthcheckReport)."""
+        return self.request("GET", "/api/v2/debug/health", params={"force": "true"}) or {}
+
     # ------------------------------------------------------------- workspaces
+    def list_workspaces(self):
+        """Every workspace the token may see (an owner's: all), each with its latest build and agents."""
+        return (self.request("GET", "/api/v2/workspaces") or {}).get("workspaces") or []
+
     def get_workspace(self, owner, name):
         """A workspace by owner and name, or None."""
         return self._get_or_none(f"/api/v2/users/{_q(owner)}/workspace/{_q(name)}")

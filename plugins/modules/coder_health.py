@@ -114,12 +114,11 @@ def main():
     checks, result = [], {}
     try:
         if "health" in p["gather"]:
-            report = client.request("GET", "/api/v2/debug/health", params={"force": "true"}) or {}
+            report = client.health_report()
             result["coder_version"] = report.get("coder_version", "")
             checks.extend(health_checks(report))
         if "agents" in p["gather"]:
-            workspaces = client.request("GET", "/api/v2/workspaces") or {}
-            checks.extend(agent_checks(workspaces.get("workspaces") or [], p["workspace_namespace"]))
+            checks.extend(agent_checks(client.list_workspaces(), p["workspace_namespace"]))
     except CoderError as e:
         if e.status in (401, 403):
             # Coder answered and refused the token (revoked, expired, or not an owner's)
